@@ -1,0 +1,30 @@
+"""Shared jaxtyping aliases."""
+
+from typing import Union
+
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
+
+Scalar = Float[Array, ""]
+ScalarLike = Union[float, int, Float[ArrayLike, ""]]
+Vector = Float[Array, " n"]
+BranchVector = Float[Array, " branches"]
+NodeVector = Float[Array, " nodes"]
+Unknowns = Float[Array, " unknowns"]
+NodeTrace = Float[Array, "steps nodes"]
+
+__all__ = [
+    "Array",
+    "ArrayLike",
+    "Bool",
+    "BranchVector",
+    "Float",
+    "Int",
+    "NodeTrace",
+    "NodeVector",
+    "Scalar",
+    "ScalarLike",
+    "Unknowns",
+    "Vector",
+    "np",
+]

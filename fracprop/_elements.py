@@ -1,0 +1,373 @@
+r"""Circuit elements, grouped by type into batched Equinox modules (struct of arrays).
+
+Every group holds the parameters of all its elements as array leaves (so `jax.grad` reaches
+them) and the topology as static tuples. A two-terminal *branch* group maps its branch voltages
+``v_b = v[a] − v[b]`` to the branch currents flowing from ``a`` to ``b`` through the element;
+the map is elementwise, so the incremental conductances come from one `jax.jvp`.
+
+Transient laws on the grid ``t_n = n h`` (DESIGN §1–§2):
+
+* resistor ``i = g v``;
+* diode ``i = IS (exp(v / (N Vt)) − 1) + gmin v`` (Shockley, SPICE's ``gmin = 1e-12`` S);
+* capacitor ``q = C s(v)``, backward Euler ``i_n = (q_n − q_{n−1}) / h``;
+* inductor ``i = s(Φ) / L``, backward Euler ``Φ_n = Φ_{n−1} + h v_n``;
+* fractional memristor (seed eqs. 12–15) ``i = ᶜD^{1−α}[r̂(I^{1−α} v)]`` with ``r̂ = g s``:
+  ``Ψ_n = h^{1−α} Σ_k w^{(−(1−α))}_k v_{n−k}`` and
+  ``i_n = h^{−(1−α)} Σ_k w^{(1−α)}_k (r̂(Ψ_{n−k}) − r̂(0))``;
+* constant-phase element ``i = C_α ᶜD^α v``: ``i_n = C_α h^{−α} Σ_k w^{(α)}_k (v_{n−k} − v_0)``.
+
+The fractional elements start from rest (``v = 0`` and empty history for ``t ≤ 0``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._custom_types import Array
+from ._history import AbstractHistory
+from ._kernels import AbstractKernel
+from ._laws import AbstractLaw
+from ._waveforms import AbstractWaveform
+
+BOLTZMANN = 1.380649e-23
+CHARGE = 1.602176634e-19
+VT_27C = BOLTZMANN * (273.15 + 27.0) / CHARGE  # SPICE's default thermal voltage, 25.85 mV
+GMIN = 1e-12
+
+
+class StepSetup(eqx.Module):
+    """What every group needs to know about the time grid."""
+
+    dt: Array
+    steps: int = eqx.field(static=True)
+    kernel: AbstractKernel
+    history: AbstractHistory
+
+
+class AbstractGroup(eqx.Module):
+    """Elements of one type. ``nodes[k] = (a, b)`` are node indices; ground is ``-1``."""
+
+    names: eqx.AbstractVar[tuple[str, ...]]
+    nodes: eqx.AbstractVar[tuple[tuple[int, int], ...]]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(
+            k for k, v in vars(self).items() if k not in ("names", "nodes") and eqx.is_array(v)
+        )
+
+
+class AbstractBranchGroup(AbstractGroup):
+    """Two-terminal elements whose current is a function of their own voltage and history."""
+
+    #: True for elements whose memory is a fractional convolution (they force a start from rest).
+    fractional: eqx.AbstractClassVar[bool]
+    #: How the element behaves at DC: "conductor", "open" or "short".
+    dc: eqx.AbstractClassVar[str]
+
+    def init(self, v0: Array, i0: Array | None, setup: StepSetup) -> Any:
+        """Transient state at ``t = 0`` from the initial branch voltage (and current)."""
+        return None
+
+    def prepare(self, state: Any, n: Array, setup: StepSetup) -> Any:
+        """Everything the current at step ``n`` needs from the past."""
+        return None
+
+    def current(self, v: Array, pre: Any, setup: StepSetup) -> Array:
+        """Branch current at step ``n`` for branch voltage ``v`` (elementwise)."""
+        raise NotImplementedError
+
+    def advance(self, state: Any, v: Array, pre: Any, n: Array, setup: StepSetup) -> Any:
+        """State after step ``n`` has converged at branch voltage ``v``."""
+        return state
+
+    def dc_current(self, v: Array) -> Array:
+        """Current at DC (only for ``dc == "conductor"`` groups)."""
+        raise NotImplementedError
+
+    def limit(self, v_new: Array, v_old: Array) -> Array:
+        """Newton voltage limiting (identity except for junctions)."""
+        return v_new
+
+    def row(self, k: int) -> str:
+        """Parameter text of element ``k`` for listings."""
+        return ""
+
+
+class Resistors(AbstractBranchGroup):
+    """Linear resistors ``i = g v``. The conductance ``g`` (siemens) is the trainable leaf."""
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    g: Array
+    fractional: ClassVar[bool] = False
+    dc: ClassVar[str] = "conductor"
+
+    def current(self, v, pre, setup):
+        return self.g * v
+
+    def dc_current(self, v):
+        return self.g * v
+
+    def row(self, k):
+        return f"R={1.0 / float(self.g[k]):.6g} ohm (g={float(self.g[k]):.6g} S)"
+
+
+def pnjlim(v_new: Array, v_old: Array, vt: Array, vcrit: Array) -> Array:
+    """SPICE's junction voltage limiting (``DEVpnjlim``) for one Newton update."""
+    big_step = (v_new > vcrit) & (jnp.abs(v_new - v_old) > 2 * vt)
+    arg = 1 + (v_new - v_old) / vt
+    from_on = jnp.where(arg > 0, v_old + vt * jnp.log(jnp.maximum(arg, 1e-300)), vcrit)
+    from_off = vt * jnp.log(jnp.maximum(v_new / vt, 1e-300))
+    limited = jnp.where(v_old > 0, from_on, from_off)
+    return jnp.where(big_step, limited, v_new)
+
+
+class Diodes(AbstractBranchGroup):
+    """Shockley diodes ``i = IS (exp(v/(N Vt)) − 1) + gmin v``, anode ``a``, cathode ``b``.
+
+    ``Vt`` is SPICE's thermal voltage at 27 °C and ``gmin = 1e-12`` S is SPICE's parallel
+    conductance. Newton steps are limited as SPICE's ``pnjlim`` does.
+    """
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    is_: Array
+    n: Array
+    fractional: ClassVar[bool] = False
+    dc: ClassVar[str] = "conductor"
+
+    def _i(self, v):
+        nvt = self.n * VT_27C
+        # The exponent is capped far above any converged operating point; pnjlim keeps Newton
+        # iterates below it, so the cap only guards against overflow to inf.
+        return self.is_ * jnp.expm1(jnp.minimum(v / nvt, 200.0)) + GMIN * v
+
+    def current(self, v, pre, setup):
+        return self._i(v)
+
+    def dc_current(self, v):
+        return self._i(v)
+
+    def limit(self, v_new, v_old):
+        nvt = self.n * VT_27C
+        vcrit = nvt * jnp.log(nvt / (jnp.sqrt(2.0) * self.is_))
+        return pnjlim(v_new, v_old, nvt, vcrit)
+
+    def row(self, k):
+        return f"IS={float(self.is_[k]):.6g} N={float(self.n[k]):.6g}"
+
+
+class Capacitors(AbstractBranchGroup):
+    """Nonlinear capacitors ``q = C s(v)``; backward Euler ``i_n = (q_n − q_{n−1})/h``."""
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    c: Array
+    law: AbstractLaw
+    fractional: ClassVar[bool] = False
+    dc: ClassVar[str] = "open"
+
+    def charge(self, v):
+        return self.c * self.law(v)
+
+    def init(self, v0, i0, setup):
+        return self.charge(v0)
+
+    def current(self, v, pre, setup):
+        return (self.charge(v) - pre) / setup.dt
+
+    def prepare(self, state, n, setup):
+        return state
+
+    def advance(self, state, v, pre, n, setup):
+        return self.charge(v)
+
+    def row(self, k):
+        return f"C={float(self.c[k]):.6g} F law={self.law.describe(k)}"
+
+
+class Inductors(AbstractBranchGroup):
+    """Nonlinear inductors ``i = s(Φ)/L``; backward Euler ``Φ_n = Φ_{n−1} + h v_n``.
+
+    At the DC operating point an inductor is a short whose current is an MNA unknown; the
+    initial flux is ``Φ_0 = s⁻¹(L i_0)``.
+    """
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    l: Array
+    law: AbstractLaw
+    fractional: ClassVar[bool] = False
+    dc: ClassVar[str] = "short"
+
+    def init(self, v0, i0, setup):
+        if i0 is None:
+            return jnp.zeros_like(v0)
+        return self.law.inverse(self.l * i0)
+
+    def prepare(self, state, n, setup):
+        return state
+
+    def current(self, v, pre, setup):
+        return self.law(pre + setup.dt * v) / self.l
+
+    def advance(self, state, v, pre, n, setup):
+        return pre + setup.dt * v
+
+    def row(self, k):
+        return f"L={float(self.l[k]):.6g} H law={self.law.describe(k)}"
+
+
+class _FracState(eqx.Module):
+    hist: Any
+    extra: Array
+
+
+class Memristors(AbstractBranchGroup):
+    r"""Ψ-controlled fractional memristors of order α ∈ (0, 1] (seed eqs. 12–15, DESIGN §1).
+
+    ``i = ᶜD^{1−α}[r̂(Ψ)]`` with ``Ψ = I^{1−α} v`` and ``r̂(Ψ) = g s(Ψ)``. Each memristor owns
+    two history channels: ``v`` (for ``I^{1−α}``) and ``r̂(Ψ) − r̂(0)`` (for ``D^{1−α}``). With
+    a linear law the two Grünwald–Letnikov convolutions are inverses, so the element is exactly
+    a resistor of conductance ``g``. With α = 1 it is the nonlinear resistor ``i = g s(v)``.
+    """
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    g: Array
+    alpha: Array
+    law: AbstractLaw
+    fractional: ClassVar[bool] = True
+    dc: ClassVar[str] = "conductor"
+
+    def _r(self, psi):
+        return self.g * self.law(psi)
+
+    def init(self, v0, i0, setup):
+        a = 1.0 - self.alpha
+        w = jnp.concatenate(
+            [setup.kernel.weights(-a, setup.steps), setup.kernel.weights(a, setup.steps)]
+        )
+        hist = setup.history.init(w, setup.steps)
+        r0 = self._r(jnp.zeros_like(v0))
+        return _FracState(hist=hist, extra=r0)
+
+    def prepare(self, state, n, setup):
+        return setup.history.history(state.hist, n), state.extra
+
+    def _psi(self, v, pre, setup):
+        h_all, _ = pre
+        m = len(self.names)
+        return jnp.power(setup.dt, 1.0 - self.alpha) * (v + h_all[:m])
+
+    def current(self, v, pre, setup):
+        h_all, r0 = pre
+        m = len(self.names)
+        r = self._r(self._psi(v, pre, setup))
+        return jnp.power(setup.dt, self.alpha - 1.0) * (r - r0 + h_all[m:])
+
+    def advance(self, state, v, pre, n, setup):
+        _, r0 = pre
+        r = self._r(self._psi(v, pre, setup))
+        hist = setup.history.push(state.hist, n, jnp.concatenate([v, r - r0]))
+        return _FracState(hist=hist, extra=state.extra)
+
+    def dc_current(self, v):
+        raise RuntimeError("fractional memristors have no DC operating point; start from rest")
+
+    def row(self, k):
+        return (
+            f"g={float(self.g[k]):.6g} S alpha={float(self.alpha[k]):.6g} "
+            f"law={self.law.describe(k)}"
+        )
+
+
+class CPEs(AbstractBranchGroup):
+    r"""Constant-phase elements (fractional capacitors) ``i = C_α ᶜD^α v``, α ∈ (0, 1].
+
+    Impedance ``1/(C_α s^α)``; α = 1 is a linear capacitor integrated by backward Euler.
+    """
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    c: Array
+    alpha: Array
+    fractional: ClassVar[bool] = True
+    dc: ClassVar[str] = "open"
+
+    def init(self, v0, i0, setup):
+        w = setup.kernel.weights(self.alpha, setup.steps)
+        return _FracState(hist=setup.history.init(w, setup.steps), extra=v0)
+
+    def prepare(self, state, n, setup):
+        return setup.history.history(state.hist, n), state.extra
+
+    def current(self, v, pre, setup):
+        h, v0 = pre
+        return self.c * jnp.power(setup.dt, -self.alpha) * (v - v0 + h)
+
+    def advance(self, state, v, pre, n, setup):
+        _, v0 = pre
+        return _FracState(hist=setup.history.push(state.hist, n, v - v0), extra=state.extra)
+
+    def row(self, k):
+        return f"C_alpha={float(self.c[k]):.6g} alpha={float(self.alpha[k]):.6g}"
+
+
+class AbstractSourceGroup(AbstractGroup):
+    """Independent sources; ``values(t)`` gives every source's value at time ``t``."""
+
+    waveforms: eqx.AbstractVar[tuple[AbstractWaveform, ...]]
+
+    def values(self, t: Array) -> Array:
+        if not self.waveforms:
+            return jnp.zeros((0,), dtype=jnp.asarray(t).dtype)
+        return jnp.stack([jnp.asarray(w(t), dtype=jnp.asarray(t).dtype) for w in self.waveforms])
+
+    def row(self, k):
+        return self.waveforms[k].describe()
+
+
+class VSources(AbstractSourceGroup):
+    """Independent voltage sources ``v[a] − v[b] = E(t)``; their currents are MNA unknowns.
+
+    The current unknown follows SPICE: positive when it flows into the ``+`` node ``a``, through
+    the source, and out of ``b``. The power delivered to the circuit is ``−E(t)·i``.
+    """
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    waveforms: tuple[AbstractWaveform, ...]
+
+
+class ISources(AbstractSourceGroup):
+    """Independent current sources: ``I(t)`` flows from ``a`` through the source to ``b``.
+
+    The power delivered to the circuit is ``−(v[a] − v[b])·I(t)``.
+    """
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    waveforms: tuple[AbstractWaveform, ...]
+
+
+def tree_dtype_cast(tree, dtype):
+    """Cast every floating array leaf to ``dtype``."""
+
+    def cast(x):
+        if eqx.is_array(x) and jnp.issubdtype(x.dtype, jnp.floating):
+            return x.astype(dtype)
+        return x
+
+    return jax.tree.map(cast, tree)

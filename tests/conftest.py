@@ -1,0 +1,8 @@
+import os
+
+# Eight fake CPU devices so that sharding can be tested; x64 for gradient checks.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
