@@ -30,13 +30,10 @@ _STATE: dict = {}
 def _print_bar(n, total, width=30):
     n = int(n)
     now = time.perf_counter()
-    start = _STATE.setdefault("start", now) if n > 0 else _STATE.setdefault("start", now)
-    frac = n / max(total, 1)
-    done = int(width * frac)
-    rate = n / max(now - start, 1e-9)
-    sys.stderr.write(
-        f"\r[{'#' * done}{'.' * (width - done)}] {n}/{total} steps  {rate:,.0f} steps/s"
-    )
+    start, n0 = _STATE.setdefault("start", (now, n))
+    done = int(width * n / max(total, 1))
+    rate = f"  {(n - n0) / (now - start):,.0f} steps/s" if now > start and n > n0 else ""
+    sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {n}/{total} steps{rate}")
     if n >= total:
         sys.stderr.write("\n")
         _STATE.clear()

@@ -1,0 +1,136 @@
+"""Command-line interface: ``fracprop simulate NETLIST -o out.csv``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+DEFAULT_NETLIST = "fractional_rc.cir"
+
+
+def _default_netlist() -> Path:
+    return Path(str(resources.files("fracprop") / "examples" / DEFAULT_NETLIST))
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import jax
+
+    if not args.float32:
+        jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import numpy as np
+
+    import fracprop as fp
+
+    path = Path(args.netlist) if args.netlist else _default_netlist()
+    try:
+        netlist = fp.load_netlist(path)
+    except FileNotFoundError:
+        print(f"error: netlist {str(path)!r} not found", file=sys.stderr)
+        return 2
+    except fp.NetlistError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    tran = netlist.tran
+    dt = args.dt if args.dt is not None else (tran.tstep if tran else None)
+    tstop = args.tstop if args.tstop is not None else (tran.tstop if tran else None)
+    if dt is None or tstop is None:
+        print(
+            f"error: {path} has no .tran card; add '.tran TSTEP TSTOP' or pass --dt and --tstop",
+            file=sys.stderr,
+        )
+        return 2
+    if not (dt > 0 and tstop > 0):
+        print(f"error: --dt ({dt}) and --tstop ({tstop}) must be positive", file=sys.stderr)
+        return 2
+    steps = max(int(round(tstop / dt)), 1)
+    nodes = list(netlist.circuit.node_names)
+    if args.nodes:
+        wanted = [n.strip().lower() for n in args.nodes.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in nodes]
+        if unknown:
+            print(
+                f"error: --nodes names unknown node(s) {', '.join(unknown)}; "
+                f"the circuit's nodes are {', '.join(nodes)}",
+                file=sys.stderr,
+            )
+            return 2
+        nodes = wanted
+    progress = fp.TextProgress() if (steps >= args.progress_min and not args.quiet) else None
+    uic = tran.uic if tran else False
+    try:
+        traj = fp.simulate(
+            netlist.circuit,
+            dt=dt,
+            steps=steps,
+            uic=uic or args.uic,
+            progress=progress or fp.NoProgress(),
+            dtype=jnp.float32 if args.float32 else None,
+        )
+    except (fp.SimulationError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    cols = [np.asarray(traj.ts)] + [np.asarray(traj.node(n)) for n in nodes]
+    data = np.stack(cols, axis=1)
+    header = ",".join(["time"] + [f"v({n})" for n in nodes])
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savetxt(out, data, delimiter=",", header=header, comments="", fmt="%.12e")
+    if not args.quiet:
+        print(f"wrote {out} ({steps + 1} rows, {len(nodes)} nodes)")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for k, n in enumerate(nodes):
+            ax.plot(data[:, 0], data[:, k + 1], label=f"v({n})")
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("voltage (V)")
+        ax.set_title(netlist.title or path.name)
+        ax.legend()
+        fig.tight_layout()
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(args.plot, dpi=120)
+        plt.close(fig)
+        if not args.quiet:
+            print(f"wrote {args.plot}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fracprop", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sim = sub.add_parser(
+        "simulate",
+        help="transient analysis of a SPICE netlist",
+        description="Transient analysis of a SPICE-subset netlist. Without NETLIST, runs the "
+        "built-in fractional RC example.",
+    )
+    sim.add_argument("netlist", nargs="?", help="netlist file (default: built-in example)")
+    sim.add_argument("-o", "--output", default="out.csv", help="CSV file (default out.csv)")
+    sim.add_argument("--nodes", help="comma-separated nodes to write (default: all)")
+    sim.add_argument("--plot", help="also write a plot (PNG) of the selected nodes")
+    sim.add_argument("--dt", type=float, help="time step (default: the .tran TSTEP)")
+    sim.add_argument("--tstop", type=float, help="end time (default: the .tran TSTOP)")
+    sim.add_argument("--uic", action="store_true", help="start from rest (SPICE UIC)")
+    sim.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
+    sim.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    sim.add_argument(
+        "--progress-min", type=int, default=2000, help="show a progress bar from this many steps"
+    )
+    sim.set_defaults(func=_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The `fracprop simulate` command line."""
+
+import numpy as np
+import pytest
+from helpers import NETLISTS
+
+from fracprop._cli import main
+
+
+def test_default_example_writes_csv_and_plot(tmp_path, capsys):
+    out, png = tmp_path / "out.csv", tmp_path / "out.png"
+    assert main(["simulate", "-o", str(out), "--plot", str(png), "--tstop", "0.5"]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "time,v(in),v(out)"
+    assert len(lines) == 1 + 501  # one row per step, t = 0 included
+    data = np.loadtxt(out, delimiter=",", skiprows=1)
+    assert data[0, 0] == 0.0 and data[-1, 0] == pytest.approx(0.5)
+    assert png.stat().st_size > 1000
+
+
+def test_netlist_nodes_are_lower_case_and_selectable(tmp_path):
+    out = tmp_path / "rlc.csv"
+    path = NETLISTS / "rlc_underdamped.cir"
+    assert main(["simulate", str(path), "-o", str(out), "--nodes", "B,a", "--quiet"]) == 0
+    assert out.read_text().splitlines()[0] == "time,v(b),v(a)"
+
+
+def test_every_node_by_default(tmp_path):
+    out = tmp_path / "ladder.csv"
+    assert main(["simulate", str(NETLISTS / "rc_ladder_isource.cir"), "-o", str(out)]) == 0
+    assert out.read_text().splitlines()[0] == "time,v(n1),v(n2),v(n3)"
+
+
+def test_progress_bar_on_long_runs(tmp_path, capsys):
+    out = tmp_path / "o.csv"
+    assert main(["simulate", "-o", str(out), "--tstop", "0.3", "--progress-min", "100"]) == 0
+    assert "300/300 steps" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["simulate", "missing.cir"], "not found"),
+        (["simulate", "--nodes", "zz"], "unknown node(s) zz"),
+        (["simulate", "--dt", "-1"], "must be positive"),
+    ],
+)
+def test_errors_are_messages_not_tracebacks(tmp_path, capsys, args, message):
+    assert main(args + ["-o", str(tmp_path / "x.csv")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_netlist_reports_line(tmp_path, capsys):
+    bad = tmp_path / "bad.cir"
+    bad.write_text("title\nR1 a 0 1k\nQ1 a b c\n.tran 1u 1m\n")
+    assert main(["simulate", str(bad), "-o", str(tmp_path / "x.csv")]) == 2
+    assert "line 3" in capsys.readouterr().err
