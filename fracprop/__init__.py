@@ -3,8 +3,8 @@
 from ._circuit import Circuit as Circuit
 from ._circuit import CircuitBuilder as CircuitBuilder
 from ._circuit import CircuitError as CircuitError
-from ._elements import CPEs as CPEs
 from ._elements import Capacitors as Capacitors
+from ._elements import CPEs as CPEs
 from ._elements import Diodes as Diodes
 from ._elements import Inductors as Inductors
 from ._elements import ISources as ISources

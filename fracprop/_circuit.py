@@ -11,9 +11,9 @@ import numpy as np
 
 from ._custom_types import Array, ArrayLike
 from ._elements import (
-    CPEs,
     AbstractBranchGroup,
     Capacitors,
+    CPEs,
     Diodes,
     Inductors,
     ISources,
@@ -217,9 +217,9 @@ class CircuitBuilder:
 
     # -- adding elements ------------------------------------------------------------------
     def _add(self, entry: _Entry) -> CircuitBuilder:
-        key = entry.name.lower()
-        if not entry.name or not isinstance(entry.name, str):
+        if not isinstance(entry.name, str) or not entry.name:
             raise CircuitError(f"element name must be a non-empty string; got {entry.name!r}")
+        key = entry.name.lower()
         if key in self._names:
             raise CircuitError(f"duplicate element name {entry.name!r}")
         for node in (entry.a, entry.b):

@@ -1,12 +1,10 @@
 """Shared jaxtyping aliases."""
 
-from typing import Union
-
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 Scalar = Float[Array, ""]
-ScalarLike = Union[float, int, Float[ArrayLike, ""]]
+ScalarLike = float | int | Float[ArrayLike, ""]
 Vector = Float[Array, " n"]
 BranchVector = Float[Array, " branches"]
 NodeVector = Float[Array, " nodes"]

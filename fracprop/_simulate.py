@@ -194,6 +194,7 @@ def _newton(
     atol: float,
 ):
     """Newton's method with per-branch limiting. Returns (x, converged, iterations, worst)."""
+
     def cond(carry):
         k, _, _, done, _ = carry
         return (k < max_iter) & ~done
@@ -290,9 +291,7 @@ def dc_operating_point(circuit: Circuit, t0, *, max_iter=200, rtol=None, atol=No
     n_short = sum(len(g) for g in shorts)
 
     def sources(c, scale):
-        e = jnp.concatenate(
-            [c.vsources.values(t0), jnp.zeros((n_short,), dtype)]
-        ) * scale
+        e = jnp.concatenate([c.vsources.values(t0), jnp.zeros((n_short,), dtype)]) * scale
         return e, c.isources.values(t0) * scale
 
     def make(c):
@@ -484,9 +483,9 @@ def _run(
         fresh = (carry.result == 0) & (code != 0)
         result = jnp.where(fresh, code, carry.result).astype(jnp.int32)
         fail_step = jnp.where(fresh, nstep, carry.fail_step).astype(jnp.int32)
-        fail_index = jnp.where(
-            fresh, jnp.where(finite, worst, first_bad), carry.fail_index
-        ).astype(jnp.int32)
+        fail_index = jnp.where(fresh, jnp.where(finite, worst, first_bad), carry.fail_index).astype(
+            jnp.int32
+        )
         out = (x, iters)
         if save_currents:
             out = out + (currents(vb),)

@@ -157,9 +157,7 @@ class PWL(AbstractWaveform):
         return jnp.interp(t, self.times, self.values)
 
     def describe(self):
-        pts = " ".join(
-            f"{float(a):.6g} {float(b):.6g}" for a, b in zip(self.times, self.values)
-        )
+        pts = " ".join(f"{float(a):.6g} {float(b):.6g}" for a, b in zip(self.times, self.values))
         return f"PWL({pts})"
 
 

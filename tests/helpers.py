@@ -70,6 +70,7 @@ def every_element_circuit():
 
 # ---------------------------------------------------------------------------- ngspice oracle
 
+
 def have_ngspice() -> bool:
     return shutil.which("ngspice") is not None
 
