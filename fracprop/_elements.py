@@ -103,6 +103,31 @@ class AbstractBranchGroup(AbstractGroup):
         """Parameter text of element ``k`` for listings."""
         return ""
 
+    # -- time-reversed replay (adjoint network) ------------------------------------------
+    # The replay runs in reversed step order τ = 0 … N−1 (forward step n = N − τ). Each
+    # element sees its adjoint branch voltage μ and its own forward record ``g`` (the
+    # incremental conductance ∂i_b[n]/∂v_b[n] at step n) and returns its adjoint current
+    # ι[n] = Σ_{m ≥ n} (∂i_b[m]/∂v_b[n]) μ[m]. Static elements (resistors, diodes) use the
+    # default ι = g μ; elements with memory override the four methods below.
+
+    def adjoint_init(self, setup: StepSetup) -> Any:
+        """Replay state before the first reversed step."""
+        return None
+
+    def adjoint_prepare(self, state: Any, tau: Array, setup: StepSetup) -> Any:
+        """What the adjoint current at reversed step ``tau`` needs from the replay's past."""
+        return None
+
+    def adjoint_current(self, mu: Array, g: Array, pre: Any, setup: StepSetup) -> Array:
+        """Adjoint current for adjoint branch voltage ``mu`` (linear in ``mu``)."""
+        return g * mu
+
+    def adjoint_advance(
+        self, state: Any, mu: Array, g: Array, pre: Any, tau: Array, setup: StepSetup
+    ) -> Any:
+        """Replay state after reversed step ``tau``."""
+        return state
+
 
 class Resistors(AbstractBranchGroup):
     """Linear resistors ``i = g v``. The conductance ``g`` (siemens) is the trainable leaf."""
@@ -193,6 +218,20 @@ class Capacitors(AbstractBranchGroup):
     def advance(self, state, v, pre, n, setup):
         return self.charge(v)
 
+    # Adjoint of i_m = (q(v_m) − q(v_{m−1}))/h: ι[n] = g[n] (μ[n] − μ[n+1]), with
+    # g[n] = q'(v_n)/h the recorded incremental capacitance over h.
+    def adjoint_init(self, setup):
+        return jnp.zeros((len(self.names),), setup.dt.dtype)
+
+    def adjoint_prepare(self, state, tau, setup):
+        return state
+
+    def adjoint_current(self, mu, g, pre, setup):
+        return g * (mu - pre)
+
+    def adjoint_advance(self, state, mu, g, pre, tau, setup):
+        return mu
+
     def row(self, k):
         return f"C={float(self.c[k]):.6g} F law={self.law.describe(k)}"
 
@@ -224,6 +263,20 @@ class Inductors(AbstractBranchGroup):
 
     def advance(self, state, v, pre, n, setup):
         return pre + setup.dt * v
+
+    # Adjoint of Φ_m = Φ_{m−1} + h v_m, i_m = s(Φ_m)/L: ι[n] = Σ_{m ≥ n} g[m] μ[m], with
+    # g[m] = h s'(Φ_m)/L recorded: scale by the incremental inductance, then integrate.
+    def adjoint_init(self, setup):
+        return jnp.zeros((len(self.names),), setup.dt.dtype)
+
+    def adjoint_prepare(self, state, tau, setup):
+        return state
+
+    def adjoint_current(self, mu, g, pre, setup):
+        return g * mu + pre
+
+    def adjoint_advance(self, state, mu, g, pre, tau, setup):
+        return pre + g * mu
 
     def row(self, k):
         return f"L={float(self.l[k]):.6g} H law={self.law.describe(k)}"
@@ -286,6 +339,36 @@ class Memristors(AbstractBranchGroup):
     def dc_current(self, v):
         raise RuntimeError("fractional memristors have no DC operating point; start from rest")
 
+    # Adjoint of i = D^{1−α}[r̂(I^{1−α} v)]: the reverse order I^{1−α} ∘ r̂'(Ψ) ∘ D^{1−α},
+    # each convolution read backwards in time (DESIGN §5). In reversed time τ:
+    #   ν[τ] = h^{α−1} (μ[τ] + Σ_{j≥1} d_j μ[τ−j]),   ζ[τ] = r̂'(Ψ)[τ] ν[τ],
+    #   ι[τ] = h^{1−α} (ζ[τ] + Σ_{j≥1} a_j ζ[τ−j]),
+    # with d the D^{1−α} weights, a the I^{1−α} weights and r̂'(Ψ_n) = g[n] the recorded
+    # incremental conductance (the h powers cancel in ∂i_n/∂v_n).
+    def adjoint_init(self, setup):
+        a = 1.0 - self.alpha
+        w = jnp.concatenate(
+            [setup.kernel.weights(-a, setup.steps), setup.kernel.weights(a, setup.steps)]
+        )
+        return setup.history.init(w, setup.steps)
+
+    def adjoint_prepare(self, state, tau, setup):
+        return setup.history.history(state, tau)
+
+    def _adjoint_parts(self, mu, g, pre, setup):
+        m = len(self.names)
+        nu = jnp.power(setup.dt, self.alpha - 1.0) * (mu + pre[m:])
+        zeta = g * nu
+        iota = jnp.power(setup.dt, 1.0 - self.alpha) * (zeta + pre[:m])
+        return zeta, iota
+
+    def adjoint_current(self, mu, g, pre, setup):
+        return self._adjoint_parts(mu, g, pre, setup)[1]
+
+    def adjoint_advance(self, state, mu, g, pre, tau, setup):
+        zeta, _ = self._adjoint_parts(mu, g, pre, setup)
+        return setup.history.push(state, tau, jnp.concatenate([zeta, mu]))
+
     def row(self, k):
         return (
             f"g={float(self.g[k]):.6g} S alpha={float(self.alpha[k]):.6g} "
@@ -320,6 +403,20 @@ class CPEs(AbstractBranchGroup):
     def advance(self, state, v, pre, n, setup):
         _, v0 = pre
         return _FracState(hist=setup.history.push(state.hist, n, v - v0), extra=state.extra)
+
+    # Adjoint of i_m = C h^{−α} Σ_k w_k v_{m−k}: the same convolution in reversed time,
+    # ι[τ] = g (μ[τ] + Σ_{j≥1} w_j μ[τ−j]) with g = C h^{−α} recorded.
+    def adjoint_init(self, setup):
+        return setup.history.init(setup.kernel.weights(self.alpha, setup.steps), setup.steps)
+
+    def adjoint_prepare(self, state, tau, setup):
+        return setup.history.history(state, tau)
+
+    def adjoint_current(self, mu, g, pre, setup):
+        return g * (mu + pre)
+
+    def adjoint_advance(self, state, mu, g, pre, tau, setup):
+        return setup.history.push(state, tau, mu)
 
     def row(self, k):
         return f"C_alpha={float(self.c[k]):.6g} alpha={float(self.alpha[k]):.6g}"

@@ -68,6 +68,10 @@ class Trajectory(eqx.Module):
     - ``i_vsrc``: currents of the voltage sources (SPICE sign: into the ``+`` node).
     - ``i_branch``: branch currents ``(steps + 1, branches)`` in ``branch_names`` order, or
       ``None`` unless ``save_currents=True``.
+    - ``g_branch``: incremental conductances ``∂i_b[n]/∂v_b[n]`` of every branch at the
+      converged point (``save_conductances=True``; row 0 is zero), the local record of the
+      time-reversed replay.
+    - ``accumulated``: the state of an online accumulator, if one was given.
     - ``result``: a `RESULTS` code; ``fail_step`` and ``fail_index`` locate the first failure.
     """
 
@@ -76,6 +80,8 @@ class Trajectory(eqx.Module):
     i_vsrc: Array
     i_branch: Array | None
     i_isrc: Array | None
+    g_branch: Array | None
+    accumulated: Any
     result: Array
     fail_step: Array
     fail_index: Array
@@ -345,6 +351,19 @@ class _Carry(eqx.Module):
     result: Array
     fail_step: Array
     fail_index: Array
+    acc: Any
+
+
+class AbstractAccumulator(eqx.Module):
+    """Accumulates a quantity online during the scan (memory independent of the step count)."""
+
+    def init(self, vb0: Array, setup: StepSetup) -> Any:
+        """Accumulator state at t = 0 from the initial branch voltages."""
+        raise NotImplementedError
+
+    def update(self, acc: Any, vb: Array, n: Array, setup: StepSetup) -> Any:
+        """Fold in the converged branch voltages of step ``n``."""
+        raise NotImplementedError
 
 
 def _transient_mna(circuit: Circuit) -> _MNA:
@@ -379,6 +398,9 @@ def _run(
     atol: float,
     save_currents: bool,
     progress: AbstractProgress,
+    save_conductances: bool = False,
+    save_states: bool = True,
+    accumulator: AbstractAccumulator | None = None,
 ):
     dtype = dt.dtype
     groups = circuit.groups
@@ -436,6 +458,7 @@ def _run(
         result=jnp.where(ok0, 0, 3).astype(jnp.int32),
         fail_step=jnp.asarray(0, jnp.int32),
         fail_index=jnp.asarray(dc_worst, jnp.int32),
+        acc=None if accumulator is None else accumulator.init(vb0, setup),
     )
 
     def step(carry: _Carry, nstep):
@@ -486,19 +509,34 @@ def _run(
         fail_index = jnp.where(fresh, jnp.where(finite, worst, first_bad), carry.fail_index).astype(
             jnp.int32
         )
-        out = (x, iters)
-        if save_currents:
-            out = out + (currents(vb),)
+        out = {"iters": iters}
+        if save_states:
+            out["x"] = x
+        if save_currents or save_conductances:
+            i_b, g_b = jax.jvp(currents, (vb,), (jnp.ones_like(vb),))
+            if save_currents:
+                out["i"] = i_b
+            if save_conductances:
+                out["g"] = g_b
+        acc = carry.acc
+        if accumulator is not None:
+            acc = accumulator.update(acc, vb, nstep, setup)
         progress.update(nstep, steps)
-        new = _Carry(x, new_states, result, fail_step, fail_index)
+        new = _Carry(x, new_states, result, fail_step, fail_index, acc)
         return new, out
 
     final, outs = jax.lax.scan(step, init, jnp.arange(1, steps + 1))
-    xs = jnp.concatenate([x0[None], outs[0]], axis=0)
-    iters = jnp.concatenate([jnp.zeros((1,), outs[1].dtype), outs[1]])
+    if save_states:
+        xs = jnp.concatenate([x0[None], outs["x"]], axis=0)
+    else:
+        xs = x0[None]
+    iters = jnp.concatenate([jnp.zeros((1,), outs["iters"].dtype), outs["iters"]])
     i_branch = None
     if save_currents:
-        i_branch = jnp.concatenate([ib0[None], outs[2]], axis=0)
+        i_branch = jnp.concatenate([ib0[None], outs["i"]], axis=0)
+    g_branch = None
+    if save_conductances:
+        g_branch = jnp.concatenate([jnp.zeros_like(outs["g"][:1]), outs["g"]], axis=0)
     ts = jnp.arange(steps + 1, dtype=dtype) * dt
     i_isrc = jax.vmap(circuit.isources.values)(ts) if save_currents else None
     return Trajectory(
@@ -507,6 +545,8 @@ def _run(
         i_vsrc=xs[:, n : n + nv],
         i_branch=i_branch,
         i_isrc=i_isrc,
+        g_branch=g_branch,
+        accumulated=final.acc,
         result=final.result,
         fail_step=final.fail_step,
         fail_index=final.fail_index,
@@ -532,6 +572,9 @@ def simulate(
     rtol: float | None = None,
     atol: float | None = None,
     save_currents: bool = False,
+    save_conductances: bool = False,
+    save_states: bool = True,
+    accumulator: AbstractAccumulator | None = None,
     progress: AbstractProgress = NoProgress(),
     dtype: Any = None,
 ) -> Trajectory:
@@ -554,6 +597,10 @@ def simulate(
     - ``max_newton``, ``rtol``, ``atol``: Newton limits; converged when every update satisfies
       ``|Δx| ≤ rtol·|x| + atol`` (defaults 1e-10 / 1e-13 in float64, 1e-5 / 1e-7 in float32).
     - ``save_currents``: also store every branch current (for KCL and energy checks).
+    - ``save_conductances``: also store every branch's incremental conductance.
+    - ``save_states``: store the node voltages at every step (``False`` keeps only ``t = 0``,
+      for runs whose result is an online ``accumulator``; memory then does not grow with N).
+    - ``accumulator``: an `AbstractAccumulator` folded over the run.
     - ``progress``: a progress meter, e.g. `TextProgress()` (off by default).
     - ``dtype``: floating dtype of the run (default: JAX's default float).
 
@@ -598,6 +645,9 @@ def simulate(
         float(atol),
         bool(save_currents),
         progress,
+        bool(save_conductances),
+        bool(save_states),
+        accumulator,
     )
     if throw and not isinstance(traj.result, jax.core.Tracer):
         if not traj.ok:

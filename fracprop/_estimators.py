@@ -1,0 +1,405 @@
+r"""Gradient estimators with one call signature: ``estimator(problem, params, inputs, targets)``.
+
+Each returns a pytree with the structure of ``problem.params()`` (so optax can use it), works
+under `jax.jit` and `jax.vmap`, and averages over a leading batch axis of the data.
+
+Two-phase local rules (`EP`, `CoupledLearning`, `Replay`) estimate gradients with respect to
+linear-resistor conductances (the synapses); `Autodiff` and `FiniteDifference` handle any
+parameter. See DESIGN §5 for what each rule computes and where it can be trusted.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from ._circuit import Circuit
+from ._elements import Capacitors, Resistors, StepSetup, VSources
+from ._history import AbstractHistory
+from ._laws import Linear
+from ._learning import LearningError, LearningProblem
+from ._simulate import _MNA, AbstractAccumulator, _transient_mna
+from ._waveforms import Sampled
+
+
+class AbstractEstimator(eqx.Module):
+    """``estimator(problem, params, inputs, targets) -> grads`` (structure of ``params``)."""
+
+    #: Whether only linear-resistor conductances can be estimated.
+    synapses_only: ClassVar[bool] = True
+
+    @abc.abstractmethod
+    def one(self, problem: LearningProblem, params, inputs, targets):
+        """The estimate for one example (inputs ``(n_in, N+1)``, targets ``(n_out, N+1)``)."""
+
+    def __call__(self, problem: LearningProblem, params, inputs, targets):
+        if self.synapses_only:
+            _check_synapses(problem, type(self).__name__)
+        u, t, batched = problem.check_data(inputs, targets)
+        if batched:
+            grads = jax.vmap(lambda u, t: self.one(problem, params, u, t))(u, t)
+            grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
+        else:
+            grads = self.one(problem, params, u, t)
+        return jax.tree.map(lambda g, m: g * m, grads, problem.mask())
+
+
+def _check_synapses(problem: LearningProblem, who: str):
+    for name, p in problem.trainable:
+        _, g, _ = problem.circuit._locate(name)
+        if not (isinstance(g, Resistors) and p == "g"):
+            raise LearningError(
+                f"{who} estimates gradients of linear-resistor conductances only; trainable "
+                f"({name!r}, {p!r}) is not one. Use Autodiff or FiniteDifference for it."
+            )
+
+
+def _synapse_branches(problem: LearningProblem) -> np.ndarray:
+    """Branch index of every element of every resistor group (in group order)."""
+    idx, start = [], 0
+    for g in problem.circuit.groups:
+        if isinstance(g, Resistors):
+            idx.extend(range(start, start + len(g)))
+        start += len(g)
+    return np.asarray(idx, dtype=np.int32)
+
+
+def _branch_grads_to_params(problem: LearningProblem, params, per_branch: jax.Array):
+    """Scatter a per-resistor-branch gradient into the structure of ``params``."""
+    grads = jax.tree.map(jnp.zeros_like, params)
+    pos = 0
+    for gi, g in enumerate(problem.circuit.groups):
+        if isinstance(g, Resistors):
+            chunk = per_branch[pos : pos + len(g)]
+            pos += len(g)
+            if getattr(grads.groups[gi], "g", None) is not None:
+                grads = eqx.tree_at(lambda c, gi=gi: c.groups[gi].g, grads, chunk)
+    return grads
+
+
+# ----------------------------------------------------------------------------------- contrasts
+class _Contrast(AbstractAccumulator):
+    """Q_l = Σ_{n=1}^{N} dt c_l[n]², c = I^γ v_l on the synapse branches, accumulated online.
+
+    γ = 0 keeps only the running sum (memory independent of N). γ > 0 needs the history of
+    ``v_l``, kept by the problem's history backend.
+    """
+
+    branches: tuple[int, ...] = eqx.field(static=True)
+    order: float = eqx.field(static=True)
+    history: AbstractHistory
+
+    def init(self, vb0, setup: StepSetup):
+        q = jnp.zeros((len(self.branches),), vb0.dtype)
+        if self.order == 0.0:
+            return q
+        w = setup.kernel.weights(
+            jnp.full((len(self.branches),), -self.order, vb0.dtype), setup.steps
+        )
+        hist = setup.history.init(w, setup.steps)
+        hist = setup.history.push(hist, jnp.asarray(0), vb0[np.asarray(self.branches)])
+        return q, hist
+
+    def update(self, acc, vb, n, setup):
+        v = vb[np.asarray(self.branches)]
+        if self.order == 0.0:
+            return acc + setup.dt * v**2
+        q, hist = acc
+        c = setup.dt**self.order * (v + setup.history.history(hist, n))
+        return q + setup.dt * c**2, setup.history.push(hist, n, v)
+
+
+def _q(acc, order):
+    return acc if order == 0.0 else acc[0]
+
+
+def _with_targets(circuit: Circuit, outputs, targets, dt, kind: str, strength) -> Circuit:
+    """Append one nudge element per output, tied to a target-voltage node (DESIGN §5).
+
+    The new nodes and groups go after the existing ones, so branch and node indices of the
+    original circuit are unchanged.
+    """
+    n = circuit.n_nodes
+    k_out = len(outputs)
+    t_nodes = tuple(f"__target_{k}" for k in range(k_out))
+    names = tuple(f"__nudge_{k}" for k in range(k_out))
+    pairs = tuple((circuit.node_names.index(o), n + k) for k, o in enumerate(outputs))
+    values = jnp.full((k_out,), strength)
+    if kind == "resistor":
+        nudge = Resistors(names, pairs, values)
+    else:
+        nudge = Capacitors(names, pairs, values, Linear())
+    vs = circuit.vsources
+    sources = VSources(
+        vs.names + tuple(f"__VT{k}" for k in range(k_out)),
+        vs.nodes + tuple((n + k, -1) for k in range(k_out)),
+        vs.waveforms + tuple(Sampled(targets[k], dt) for k in range(k_out)),
+    )
+    return Circuit(
+        circuit.node_names + t_nodes,
+        circuit.groups + (nudge,),
+        sources,
+        circuit.isources,
+        circuit.title,
+    )
+
+
+def _with_clamps(circuit: Circuit, outputs, values, dt) -> Circuit:
+    """Hold every output node at the sampled voltage ``values[k]`` with a voltage source."""
+    vs = circuit.vsources
+    sources = VSources(
+        vs.names + tuple(f"__VC{k}" for k in range(len(outputs))),
+        vs.nodes + tuple((circuit.node_names.index(o), -1) for o in outputs),
+        vs.waveforms + tuple(Sampled(values[k], dt) for k in range(len(outputs))),
+    )
+    return Circuit(circuit.node_names, circuit.groups, sources, circuit.isources, circuit.title)
+
+
+# ----------------------------------------------------------------------------------------- EP
+class EP(AbstractEstimator):
+    r"""Two-phase equilibrium-propagation estimator of the seed (Kendall 2021, eq. 33).
+
+    A free run (β = 0) and a nudged run in which each output ``k`` is coupled to its target
+    ``T_k(t)`` by an element of strength β: a resistor of conductance ``β·G`` (default; the
+    seed's first resolution of its imaginary unit) or a capacitor ``β·C`` (the seed's literal
+    form with the imaginary unit dropped). Each synapse accumulates, online,
+
+    .. math::  Q_l(β) = \sum_{n=1}^{N} dt\, \big((I^\gamma v_l)[n]\big)^2
+
+    (γ = ½ is the seed's ∫(ᶜD^{1/2}Φ_l)² dt, γ = 0 the pointwise ∫v_l² dt), and
+
+    .. math::  \hat g_l = \frac{Q_l(β) - Q_l(0)}{2 S β}  \quad\text{(one-sided)},\qquad
+               \hat g_l = \frac{Q_l(β) - Q_l(-β)}{4 S β}  \quad\text{(symmetric)},
+
+    with ``S = G`` (or ``C``). ``limit=True`` returns the exact β → 0 limit
+    ``Q_l'(0) / (2S)``, a forward-mode derivative in β.
+
+    With resistor nudging it estimates ``dJ_γ/dg_l``. It is exact only in the quasi-static
+    limit (input frequency × node time constant ωτ → 0) and **biased when the dynamics are
+    fast** (DESIGN §5: cosine −0.5 at ωτ ≈ 1.5): forward-in-time nudging yields the forward
+    sensitivity, whereas the gradient needs the adjoint, which runs backwards in time. The
+    one-sided error in β is O(β), the symmetric one O(β²).
+
+    **Arguments**: ``beta`` (> 0), ``nudge`` (``"resistor"`` or ``"capacitor"``), ``order`` γ
+    (≥ 0), ``symmetric``, ``limit``, ``strength`` (``G`` in siemens or ``C`` in farads).
+    """
+
+    beta: float = eqx.field(static=True, default=1e-3)
+    nudge: Literal["resistor", "capacitor"] = eqx.field(static=True, default="resistor")
+    order: float = eqx.field(static=True, default=0.0)
+    symmetric: bool = eqx.field(static=True, default=False)
+    limit: bool = eqx.field(static=True, default=False)
+    strength: float = eqx.field(static=True, default=1.0)
+
+    def __check_init__(self):
+        if not (isinstance(self.beta, int | float) and self.beta > 0):
+            raise LearningError(f"EP beta={self.beta!r} must be a positive number")
+        if self.nudge not in ("resistor", "capacitor"):
+            raise LearningError(
+                f"EP nudge={self.nudge!r} is not recognised; use 'resistor' or 'capacitor'"
+            )
+        if not (isinstance(self.order, int | float) and 0 <= self.order <= 1):
+            raise LearningError(
+                f"EP order={self.order!r} is not a recognised contrast order; use 0 "
+                "(pointwise), 0.5 (the seed's) or another value in [0, 1]"
+            )
+        if not self.strength > 0:
+            raise LearningError(f"EP strength={self.strength!r} must be positive")
+
+    def contrast(self, problem, params, inputs, targets, beta):
+        """Q_l(β) for every synapse, accumulated online (no trajectory is stored)."""
+        circuit = problem.combine(params)
+        nudged = _with_targets(
+            circuit, problem.outputs, targets, problem.dt, self.nudge, beta * self.strength
+        )
+        acc = _Contrast(
+            tuple(int(b) for b in _synapse_branches(problem)), float(self.order), problem.history
+        )
+        traj = problem.simulate(params, inputs, circuit=nudged, accumulator=acc, save_states=False)
+        return _q(traj.accumulated, self.order)
+
+    def one(self, problem, params, inputs, targets):
+        dtype = jnp.result_type(float)
+        s = self.strength
+        if self.limit:
+
+            def q_of(b):
+                return self.contrast(problem, params, inputs, targets, b)
+
+            _, dq = jax.jvp(q_of, (jnp.asarray(0.0, dtype),), (jnp.asarray(1.0, dtype),))
+            g = dq / (2 * s)
+        elif self.symmetric:
+            qp = self.contrast(problem, params, inputs, targets, self.beta)
+            qm = self.contrast(problem, params, inputs, targets, -self.beta)
+            g = (qp - qm) / (4 * s * self.beta)
+        else:
+            qp = self.contrast(problem, params, inputs, targets, self.beta)
+            q0 = self.contrast(problem, params, inputs, targets, 0.0)
+            g = (qp - q0) / (2 * s * self.beta)
+        return _branch_grads_to_params(problem, params, g)
+
+
+class CoupledLearning(AbstractEstimator):
+    r"""Coupled learning (Stern et al. 2021): free run, then outputs clamped to v + η(T − v).
+
+    Each synapse contrasts ``Q_l`` (pointwise, γ = 0, or of order γ) between the clamped and
+    free runs: ``ĝ_l = (Q_l^clamped − Q_l^free) / (2η)``. For a single output in the
+    quasi-static limit this is the gradient of ``J`` scaled by the output's driving-point
+    resistance; in general it is a preconditioned direction, not the gradient (Lin et al.
+    2026 call it an instance of generalized EP). Its agreement is measured, not assumed.
+    """
+
+    eta: float = eqx.field(static=True, default=1e-3)
+    order: float = eqx.field(static=True, default=0.0)
+
+    def __check_init__(self):
+        if not (isinstance(self.eta, int | float) and self.eta > 0):
+            raise LearningError(f"CoupledLearning eta={self.eta!r} must be a positive number")
+        if not (isinstance(self.order, int | float) and 0 <= self.order <= 1):
+            raise LearningError(f"CoupledLearning order={self.order!r} must lie in [0, 1]")
+
+    def one(self, problem, params, inputs, targets):
+        circuit = problem.combine(params)
+        branches = tuple(int(b) for b in _synapse_branches(problem))
+        acc = _Contrast(branches, float(self.order), problem.history)
+        free = problem.simulate(params, inputs, circuit=circuit, accumulator=acc)
+        v_free = free.v[:, problem.output_indices()].T
+        clamp = v_free + self.eta * (targets - v_free)
+        clamped = _with_clamps(circuit, problem.outputs, clamp, problem.dt)
+        held = problem.simulate(params, inputs, circuit=clamped, accumulator=acc, save_states=False)
+        q_c, q_f = _q(held.accumulated, self.order), _q(free.accumulated, self.order)
+        return _branch_grads_to_params(problem, params, (q_c - q_f) / (2 * self.eta))
+
+
+# ------------------------------------------------------------------------------------- Replay
+class Replay(AbstractEstimator):
+    r"""Time-reversed replay: the adjoint network (Director & Rohrer 1969; DESIGN §5).
+
+    The free run records, at every step and for every element, its own branch voltage and
+    its incremental conductance ``g_b[n] = ∂i_b[n]/∂v_b[n]`` (what each element must record
+    locally: resistors their voltage; diodes ``g_d(v)``; capacitors ``q'(v)/h``; inductors
+    ``h·s'(Φ)/L``; memristors ``r̂'(Ψ)``; CPEs nothing beyond their constant ``C h^{−α}``).
+    The replay runs the same circuit in reversed time with its independent sources zeroed
+    (V shorted, I open), driven at each output ``k`` by the injected error current
+    ``∂J/∂v_k[n] = dt·(v_k[n] − T_k[n])``; every element applies its small-signal law along
+    the reversed record (see ``adjoint_current`` of each element). Each synapse correlates its
+    two traces:
+
+    .. math::  \frac{dJ}{dg_l} = -\sum_{n=1}^{N} v_l[n]\, μ_l[n],
+
+    where ``μ_l[n]`` is the replay's branch voltage read back in forward time. This is the
+    exact discrete adjoint of the stepper: it equals `jax.grad` to round-off for linear
+    circuits (fractional included) and to the Newton tolerance for nonlinear ones.
+
+    ``order`` selects the filtered loss ``J_γ`` (its error drive is ``∂J_γ/∂v``, computed at
+    the outputs from the error traces).
+    """
+
+    order: float = eqx.field(static=True, default=0.0)
+
+    def one(self, problem, params, inputs, targets):
+        circuit = problem.combine(params)
+        traj = problem.simulate(params, inputs, circuit=circuit, save_conductances=True)
+        out = problem.output_indices()
+        v_out = traj.v[:, out]
+        drive = jax.grad(lambda v: problem.loss_from_outputs(v, targets, self.order))(v_out)
+        mu = replay(circuit, problem, traj.g_branch, drive, out)
+        a, b = circuit.incidence()
+        v_aug = jnp.concatenate([traj.v, jnp.zeros((traj.v.shape[0], 1), traj.v.dtype)], 1)
+        syn = _synapse_branches(problem)
+        v_l = (v_aug[:, a] - v_aug[:, b])[:, syn]
+        return _branch_grads_to_params(problem, params, -jnp.sum(v_l * mu[:, syn], axis=0))
+
+
+def replay(circuit: Circuit, problem: LearningProblem, g_branch, drive, out_nodes):
+    """Run the adjoint network backwards; returns μ_b[n] for every branch, shape (N+1, nb)."""
+    steps = problem.steps
+    dt = jnp.asarray(problem.dt, g_branch.dtype)
+    setup = StepSetup(dt=dt, steps=steps, kernel=problem.kernel, history=problem.history)
+    base = _transient_mna(circuit)
+    n = circuit.n_nodes
+    # Same topology; the only current sources are the error currents injected from ground
+    # into the output nodes (the circuit's own current sources are open in the replay).
+    mna = _MNA(
+        n,
+        base.a,
+        base.b,
+        base.va,
+        base.vb,
+        tuple(n for _ in out_nodes),
+        tuple(int(k) for k in out_nodes),
+    )
+    groups = circuit.groups
+    sizes = [len(g) for g in groups]
+    bounds = np.cumsum([0] + sizes)
+    states = tuple(g.adjoint_init(setup) for g in groups)
+    e_zero = jnp.zeros((len(circuit.vsources),), dt.dtype)
+
+    def step(states, tau):
+        nstep = steps - tau
+        g_now = g_branch[nstep]
+        pres = tuple(g.adjoint_prepare(s, tau, setup) for g, s in zip(groups, states))
+
+        def currents(mu_b):
+            return jnp.concatenate(
+                [
+                    grp.adjoint_current(mu_b[lo:hi], g_now[lo:hi], p, setup)
+                    for grp, p, lo, hi in zip(groups, pres, bounds[:-1], bounds[1:])
+                ]
+            )
+
+        zero = jnp.zeros((mna.size,), dt.dtype)
+        hist = currents(jnp.zeros((len(mna.a),), dt.dtype))
+        f0 = mna.residual(zero, hist, e_zero, drive[nstep])
+        lam = -jnp.linalg.solve(mna.jacobian(g_now, dt.dtype), f0)
+        mu_b = mna.branch_voltages(lam)
+        new = tuple(
+            grp.adjoint_advance(s, mu_b[lo:hi], g_now[lo:hi], p, tau, setup)
+            for grp, s, p, lo, hi in zip(groups, states, pres, bounds[:-1], bounds[1:])
+        )
+        return new, mu_b
+
+    _, mus = jax.lax.scan(step, states, jnp.arange(steps))
+    mus = mus[::-1]  # forward order n = 1 … N
+    return jnp.concatenate([jnp.zeros_like(mus[:1]), mus], axis=0)
+
+
+# ------------------------------------------------------------------------------ references
+class Autodiff(AbstractEstimator):
+    """`jax.grad` of ``J_γ`` through the whole simulated trajectory (the reference)."""
+
+    synapses_only: ClassVar[bool] = False
+    order: float = eqx.field(static=True, default=0.0)
+
+    def one(self, problem, params, inputs, targets):
+        return jax.grad(lambda p: problem.loss(p, inputs, targets, self.order))(params)
+
+
+class FiniteDifference(AbstractEstimator):
+    """Central differences ``(J(θ + h e_i) − J(θ − h e_i)) / 2h``, ``h = rel_step·|θ_i|``.
+
+    The check on the reference: O(h²) truncation plus O(eps·J/h) round-off.
+    """
+
+    synapses_only: ClassVar[bool] = False
+    rel_step: float = eqx.field(static=True, default=1e-5)
+    order: float = eqx.field(static=True, default=0.0)
+
+    def one(self, problem, params, inputs, targets):
+        flat, unravel = ravel_pytree(params)
+        h = self.rel_step * jnp.maximum(jnp.abs(flat), 1e-12)
+
+        def loss_at(k, sign):
+            p = unravel(flat.at[k].add(sign * h[k]))
+            return problem.loss(p, inputs, targets, self.order)
+
+        ks = jnp.arange(flat.size)
+        plus = jax.vmap(lambda k: loss_at(k, 1.0))(ks)
+        minus = jax.vmap(lambda k: loss_at(k, -1.0))(ks)
+        return unravel((plus - minus) / (2 * h))

@@ -1,0 +1,270 @@
+r"""Learning problems: a circuit, trainable parameters, sampled inputs, targets and the loss.
+
+The loss over the time grid ``t_n = n·dt`` is the right-point rule of DESIGN §5,
+
+.. math::  J = \tfrac12 \sum_{n=1}^{N} dt \sum_k (v_k[n] - T_k[n])^2,
+
+and the *filtered* loss that matches a contrast of order γ is
+
+.. math::  J_\gamma = \tfrac12 \sum_{n=1}^{N} dt \sum_k \big((I^\gamma e_k)[n]\big)^2,
+           \quad (I^\gamma e)[n] = h^\gamma \sum_{j=0}^{n} w^{(-\gamma)}_j e[n-j],
+
+with ``e = v − T`` and Grünwald–Letnikov weights (``γ = 0`` gives ``J``). A learning problem
+always starts from rest (every voltage, current and history zero at ``t = 0``), so the initial
+state does not depend on the parameters.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._circuit import Circuit, CircuitError
+from ._custom_types import Array
+from ._elements import AbstractSourceGroup
+from ._history import AbstractHistory, Exact
+from ._kernels import GL, AbstractKernel
+from ._simulate import Trajectory, simulate
+
+#: The parameter trained when a selection names an element without ``.param``.
+PRIMARY = {
+    "Resistors": "g",
+    "Memristors": "g",
+    "Capacitors": "c",
+    "CPEs": "c",
+    "Inductors": "l",
+    "Diodes": "is_",
+}
+
+
+class LearningError(ValueError):
+    """A mistake in the definition of a learning problem or its data."""
+
+
+def _parse_selection(circuit: Circuit, trainable) -> tuple[tuple[str, str], ...]:
+    """Resolve ``"NAME_GLOB"`` / ``"NAME_GLOB.param"`` patterns into (element, param) pairs."""
+    if trainable is None:
+        pairs = [(n, "g") for g in circuit.groups if g.kind == "Resistors" for n in g.names]
+        if not pairs:
+            raise LearningError(
+                "the circuit has no linear resistors to train; pass trainable=[...] "
+                "(element names or 'NAME.param' patterns)"
+            )
+        return tuple(pairs)
+    if isinstance(trainable, str):
+        trainable = [trainable]
+    pairs: list[tuple[str, str]] = []
+    for pattern in trainable:
+        if not isinstance(pattern, str) or not pattern:
+            raise LearningError(f"trainable entries must be strings; got {pattern!r}")
+        glob, _, param = pattern.partition(".")
+        matched = False
+        for g in circuit.groups:
+            names = [n for n in g.names if fnmatch.fnmatchcase(n.lower(), glob.lower())]
+            if not names:
+                continue
+            p = param or PRIMARY[g.kind]
+            for n in names:
+                try:
+                    circuit.get(n, p)
+                except CircuitError as e:
+                    raise LearningError(f"trainable {pattern!r}: {e}") from None
+                if (n, p) not in pairs:
+                    pairs.append((n, p))
+                matched = True
+        if not matched:
+            raise LearningError(
+                f"trainable selection {pattern!r} matches no element; the elements are "
+                f"{', '.join(circuit.branch_names)}"
+            )
+    return tuple(pairs)
+
+
+class LearningProblem(eqx.Module):
+    """A circuit to train, its inputs and outputs, the time grid and the trainable parameters.
+
+    **Arguments**
+
+    - ``circuit``: the network.
+    - ``inputs``: names of the independent sources that carry the sampled inputs.
+    - ``outputs``: names of the output nodes (their voltages are compared with the targets).
+    - ``dt``, ``steps``: the time grid ``t_n = n·dt``, ``n = 0 … steps``.
+    - ``trainable``: element-name patterns, optionally with a parameter (``"R*"``,
+      ``"M1.alpha"``); default every linear resistor's conductance (the synapses).
+    - ``kernel``, ``history``: as in `simulate`.
+
+    Data: inputs of shape ``(len(inputs), steps + 1)`` and targets of shape
+    ``(len(outputs), steps + 1)``, with an optional leading batch axis on both.
+    """
+
+    circuit: Circuit
+    inputs: tuple[str, ...] = eqx.field(static=True)
+    outputs: tuple[str, ...] = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    steps: int = eqx.field(static=True)
+    trainable: tuple[tuple[str, str], ...] = eqx.field(static=True)
+    kernel: AbstractKernel
+    history: AbstractHistory
+
+    def __init__(
+        self,
+        circuit: Circuit,
+        *,
+        inputs,
+        outputs,
+        dt: float,
+        steps: int,
+        trainable=None,
+        kernel: AbstractKernel = GL(),
+        history: AbstractHistory = Exact(),
+    ):
+        if isinstance(inputs, str):
+            inputs = (inputs,)
+        if isinstance(outputs, str):
+            outputs = (outputs,)
+        sources = {n.lower(): n for grp in (circuit.vsources, circuit.isources) for n in grp.names}
+        for name in inputs:
+            if name.lower() not in sources:
+                raise LearningError(
+                    f"input {name!r} is not an independent source of the circuit; sources are "
+                    f"{', '.join(sources.values()) or '(none)'}"
+                )
+        outs = []
+        for node in outputs:
+            if not isinstance(node, str) or node.lower() not in circuit.node_names:
+                raise LearningError(
+                    f"output node {node!r} does not exist; the circuit's nodes are "
+                    f"{', '.join(circuit.node_names)}"
+                )
+            outs.append(node.lower())
+        if not outs:
+            raise LearningError("a learning problem needs at least one output node")
+        if not isinstance(steps, int | np.integer) or steps < 1:
+            raise LearningError(f"steps={steps!r} must be a positive integer")
+        if not (float(dt) > 0 and np.isfinite(float(dt))):
+            raise LearningError(f"dt={dt!r} must be a positive number of seconds")
+        self.circuit = circuit
+        self.inputs = tuple(sources[n.lower()] for n in inputs)
+        self.outputs = tuple(outs)
+        self.dt = float(dt)
+        self.steps = int(steps)
+        self.trainable = _parse_selection(circuit, trainable)
+        self.kernel = kernel
+        self.history = history
+
+    # -- parameters ------------------------------------------------------------------------
+    def _holders(self):
+        """For each trainable (element, param): the group index, entry index and holder path."""
+        out = []
+        for name, p in self.trainable:
+            gi, g, k = self.circuit._locate(name)
+            holder = self.circuit._param_holder(g, p, name)
+            out.append((gi, k, holder is not g, p))
+        return out
+
+    def _spec(self):
+        """Filter spec: True at the leaves that hold trainable parameters."""
+        spec = jax.tree.map(lambda _: False, self.circuit)
+        for gi, _, in_law, p in self._holders():
+
+            def where(c, gi=gi, in_law=in_law, p=p):
+                grp = c.groups[gi]
+                return getattr(grp.law if in_law else grp, p)
+
+            spec = eqx.tree_at(where, spec, True)
+        return spec
+
+    def params(self):
+        """The trainable parameters as a pytree (the circuit with every other leaf ``None``)."""
+        return eqx.filter(self.circuit, self._spec())
+
+    def mask(self):
+        """Same structure as `params`: 1 on selected entries, 0 on the others of a leaf."""
+        mask = jax.tree.map(jnp.zeros_like, self.params())
+        for gi, k, in_law, p in self._holders():
+
+            def where(c, gi=gi, in_law=in_law, p=p):
+                grp = c.groups[gi]
+                return getattr(grp.law if in_law else grp, p)
+
+            mask = eqx.tree_at(where, mask, replace_fn=lambda x, k=k: x.at[k].set(1.0))
+        return mask
+
+    def combine(self, params) -> Circuit:
+        """The circuit with its trainable leaves replaced by ``params``."""
+        _, static = eqx.partition(self.circuit, self._spec())
+        return eqx.combine(params, static)
+
+    # -- data ------------------------------------------------------------------------------
+    def check_data(self, inputs, targets) -> tuple[Array, Array, bool]:
+        """Validate shapes; returns ``(inputs, targets, batched)``."""
+        u, t = jnp.asarray(inputs), jnp.asarray(targets)
+        n = self.steps + 1
+        want_u, want_t = (len(self.inputs), n), (len(self.outputs), n)
+        if u.shape[-2:] != want_u or u.ndim not in (2, 3):
+            raise LearningError(
+                f"inputs have shape {u.shape}; expected {want_u} (inputs × time points, "
+                f"steps={self.steps}) or (batch, {want_u[0]}, {n})"
+            )
+        if t.shape[-2:] != want_t or t.ndim not in (2, 3):
+            raise LearningError(
+                f"targets have shape {t.shape}; expected {want_t} (outputs × time points, "
+                f"steps={self.steps}) or (batch, {want_t[0]}, {n})"
+            )
+        if u.ndim != t.ndim or (u.ndim == 3 and u.shape[0] != t.shape[0]):
+            raise LearningError(
+                f"inputs {u.shape} and targets {t.shape} must have the same batch size"
+            )
+        return u, t, u.ndim == 3
+
+    # -- simulation and loss ---------------------------------------------------------------
+    def simulate(self, params, inputs, circuit: Circuit | None = None, **kwargs) -> Trajectory:
+        """Run the (possibly modified) circuit from rest with one example's inputs."""
+        c = self.combine(params) if circuit is None else circuit
+        feeds = {name: inputs[k] for k, name in enumerate(self.inputs)}
+        kwargs.setdefault("throw", False)
+        return simulate(
+            c,
+            dt=self.dt,
+            steps=self.steps,
+            kernel=self.kernel,
+            history=self.history,
+            uic=True,
+            inputs=feeds,
+            **kwargs,
+        )
+
+    def output_indices(self) -> np.ndarray:
+        return np.asarray([self.circuit.node_names.index(k) for k in self.outputs])
+
+    def loss_from_outputs(self, v_out: Array, targets: Array, order: float = 0.0) -> Array:
+        """``J_γ`` from output traces ``(steps + 1, outputs)`` and targets ``(outputs, steps+1)``."""
+        e = v_out - targets.T
+        if order != 0.0:
+            e = fractional_integral(e, order, self.dt, self.kernel)
+        return 0.5 * self.dt * jnp.sum(e[1:] ** 2)
+
+    def loss(self, params, inputs, targets, order: float = 0.0) -> Array:
+        """``J`` (``order=0``) or ``J_γ``, averaged over a batch if there is one."""
+        u, t, batched = self.check_data(inputs, targets)
+
+        def one(u, t):
+            traj = self.simulate(params, u)
+            return self.loss_from_outputs(traj.v[:, self.output_indices()], t, order)
+
+        return jnp.mean(jax.vmap(one)(u, t)) if batched else one(u, t)
+
+
+def fractional_integral(x: Array, order: float, dt: float, kernel: AbstractKernel = GL()):
+    """``(I^γ x)[n] = h^γ Σ_{j=0}^{n} w^{(−γ)}_j x[n−j]`` along axis 0 (causal, full history)."""
+    steps = x.shape[0] - 1
+    w = kernel.weights(jnp.asarray(-order, x.dtype), steps)
+    conv = jax.vmap(lambda col: jnp.convolve(col, w)[: steps + 1], in_axes=1, out_axes=1)
+    return dt**order * conv(x)
+
+
+__all__ = ["AbstractSourceGroup", "LearningError", "LearningProblem", "fractional_integral"]
