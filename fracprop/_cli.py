@@ -1,4 +1,4 @@
-"""Command-line interface: ``fracprop simulate NETLIST -o out.csv``."""
+"""Command-line interface: ``fracprop simulate`` and ``fracprop validate``."""
 
 from __future__ import annotations
 
@@ -102,6 +102,60 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_validate_config() -> Path | None:
+    """``configs/validate.yaml`` of a source checkout, if there is one."""
+    here = Path(__file__).resolve().parent.parent / "configs" / "validate.yaml"
+    return here if here.exists() else None
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import fracprop as fp
+    from fracprop import validation
+
+    path = Path(args.config) if args.config else _default_validate_config()
+    try:
+        cfg = validation.load_validation_config(path) if path else validation.ValidationConfig()
+    except (fp.ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        print(
+            f"error: output folder {str(out)!r} exists and is not empty; "
+            "choose another --out or pass --overwrite",
+            file=sys.stderr,
+        )
+        return 2
+    source = str(path) if path else "built-in defaults"
+    print(f"validating estimators against jax.grad ({source})", file=sys.stderr)
+    report = validation.run_validation(
+        cfg, progress=lambda m: print(f"  {m}", file=sys.stderr, flush=True)
+    )
+    report["config_source"] = source
+    out.mkdir(parents=True, exist_ok=True)
+    import yaml
+
+    (out / "config.yaml").write_text(yaml.safe_dump(report["config"], sort_keys=False))
+    for p in validation.write_report(report, out):
+        print(f"wrote {p}")
+    rows = report["sweeps"].get("omega_tau", [])
+    summary = []
+    replay = [r["rel_l2"] for r in rows if r["estimator"] == "replay"]
+    if replay:
+        summary.append(f"replay_max_rel_err={max(replay):.3e}")
+    ep_qs = [r["cosine"] for r in rows if r["estimator"] == "ep" and r["omega_tau"] <= 0.01]
+    if ep_qs:
+        summary.append(f"ep_quasistatic_cos={min(ep_qs):.6f}")
+    slopes = report.get("beta", {}).get("slopes", {})
+    for k, v in slopes.items():
+        summary.append(f"ep_beta_slope_{k}={v:.3f}")
+    print(" ".join(summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fracprop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--progress-min", type=int, default=2000, help="show a progress bar from this many steps"
     )
     sim.set_defaults(func=_simulate)
+    val = sub.add_parser(
+        "validate",
+        help="compare every gradient estimator with jax.grad across regimes",
+        description="Sweep the estimators against jax.grad through the full trajectory and "
+        "write report.json, report.md and plots. Without CONFIG, runs configs/validate.yaml.",
+    )
+    val.add_argument("config", nargs="?", help="YAML config (default: configs/validate.yaml)")
+    val.add_argument("--out", default="runs/validate", help="output folder")
+    val.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out")
+    val.set_defaults(func=_validate)
     return parser
 
 

@@ -1,0 +1,114 @@
+"""Regime table: every gradient estimator against jax.grad, by ωτ (DESIGN §5).
+
+Network: `fracprop.layered_network` (2 sampled inputs, hidden neurons = capacitor ∥ tanh
+fractional memristor α = ½ to ground, 1 output with a capacitor, resistor synapses), every node
+time constant τ = 1, inputs random multi-sines of base angular frequency ω = ωτ/τ; targets from
+a perturbed teacher. The reference (the baseline of every ratio) is jax.grad of J (of J_1/2 for
+`ep_half`) through the whole trajectory, computed in the same run.
+
+    python benchmarks/gradient_correctness.py [--quick] [--out DIR]
+
+Ends with one line of key=value pairs (replay_rel_err, ep_quasistatic_cos, …).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import fracprop as fp  # noqa: E402
+from fracprop import validation  # noqa: E402
+
+ESTIMATORS = ("replay", "ep", "ep_symmetric", "ep_half", "ep_capacitor", "coupled")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, < 60 s on 2 cores")
+    parser.add_argument("--out", default="results/gradient_correctness")
+    args = parser.parse_args(argv)
+
+    if args.quick:
+        omega_tau, steps = (1e-3, 1e-2, 1.0, 10.0), 150
+    else:
+        omega_tau, steps = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0), 400
+    cfg = validation.ValidationConfig(steps=steps, estimators=ESTIMATORS, omega_tau=omega_tau)
+    t0 = time.perf_counter()
+    rows = []
+    for wt in omega_tau:
+        point = validation._point(cfg, wt, ESTIMATORS)
+        for r in point:
+            r["omega_tau"] = wt
+        rows.extend(point)
+        print(f"omega_tau={wt:g} done ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+    elapsed = time.perf_counter() - t0
+
+    # Correctness gate: the exact estimator must be exact before any number is published.
+    replay_err = max(r["rel_l2"] for r in rows if r["estimator"] == "replay")
+    if not replay_err <= 1e-9:
+        print(f"FAILED: replay deviates from jax.grad by {replay_err:.3e}", file=sys.stderr)
+        return 1
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fields = [
+        "estimator",
+        "omega_tau",
+        "cosine",
+        "rel_l2",
+        "norm_ratio",
+        "sign_agreement",
+        "max_abs_err",
+        "seconds",
+    ]
+    with open(out / "regime_table.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    meta = {
+        "device": str(jax.devices()[0]),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "jax_version": jax.__version__,
+        "fracprop_version": fp.__version__,
+        "dtype": "float64",
+        "steps": steps,
+        "quick": args.quick,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "seconds": elapsed,
+    }
+    (out / "regime_table.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    table = validation.regime_table(rows, "omega_tau")
+    (out / "regime_table.md").write_text(table + "\n")
+    print(table)
+
+    def cos(name, pred):
+        return min(r["cosine"] for r in rows if r["estimator"] == name and pred(r["omega_tau"]))
+
+    summary = {
+        "replay_rel_err": f"{replay_err:.3e}",
+        "ep_quasistatic_cos": f"{cos('ep', lambda x: x <= 0.01):.6f}",
+        "ep_half_quasistatic_cos": f"{cos('ep_half', lambda x: x <= 0.01):.6f}",
+        "ep_dynamic_cos": f"{cos('ep', lambda x: x >= 1.0):.4f}",
+        "coupled_quasistatic_cos": f"{cos('coupled', lambda x: x <= 0.01):.6f}",
+        "seconds": f"{elapsed:.1f}",
+        "quick": int(args.quick),
+    }
+    print(" ".join(f"{k}={v}" for k, v in summary.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Named benchmark networks and data for learning problems.
+
+`layered_network` builds the standard network of the validation sweeps: sampled voltage inputs,
+layers of hidden *neurons* (a capacitor to ground in parallel with a fractional memristor to
+ground), output nodes with capacitors, and linear-resistor synapses all-to-all between
+consecutive layers. Every node's capacitor is sized so that its time constant ``C / ΣG`` (over
+the conductances at that node, synapses and memristor) equals ``tau``; then the regime is set by
+``ωτ``, the input's angular frequency times ``tau``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+
+from ._circuit import Circuit, CircuitBuilder
+from ._laws import LAWS
+from ._learning import LearningProblem
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkSpec:
+    """Shape and physics of a layered network (see `layered_network`)."""
+
+    n_in: int = 2
+    hidden: tuple[int, ...] = (4,)
+    n_out: int = 1
+    alpha: float = 0.5
+    law: str = "tanh"
+    psi0: float = 0.5
+    g_mem: float = 1.0
+    g_syn: tuple[float, float] = (0.5, 1.5)
+    tau: float = 1.0
+    hidden_capacitor_law: str = "linear"
+    seed: int = 0
+
+
+def layered_network(spec: NetworkSpec = NetworkSpec()) -> tuple[Circuit, tuple, tuple]:
+    """Build the network; returns ``(circuit, input source names, output node names)``.
+
+    Synapse conductances are drawn uniformly from ``spec.g_syn`` with ``spec.seed``.
+    """
+    rng = np.random.default_rng(spec.seed)
+    b = CircuitBuilder(f"layered {spec.n_in}-{'-'.join(map(str, spec.hidden))}-{spec.n_out}")
+    inputs = tuple(f"V{k}" for k in range(spec.n_in))
+    layers = [[f"in{k}" for k in range(spec.n_in)]]
+    for li, width in enumerate(spec.hidden):
+        layers.append([f"h{li}_{k}" for k in range(width)])
+    layers.append([f"out{k}" for k in range(spec.n_out)])
+    for k, name in enumerate(inputs):
+        b.vsource(name, layers[0][k], "0", 0.0)
+    node_g: dict[str, float] = {}
+    for li in range(1, len(layers)):
+        for dst in layers[li]:
+            for src in layers[li - 1]:
+                g = float(rng.uniform(*spec.g_syn))
+                b.resistor(f"R_{src}_{dst}", src, dst, g=g)
+                node_g[dst] = node_g.get(dst, 0.0) + g
+                if li - 1 > 0:
+                    node_g[src] = node_g.get(src, 0.0) + g
+    law_cls = LAWS[spec.law]
+    for layer in layers[1:-1]:
+        for node in layer:
+            law = law_cls() if spec.law == "linear" else law_cls(spec.psi0)
+            b.memristor(f"M_{node}", node, "0", g=spec.g_mem, alpha=spec.alpha, law=law)
+            node_g[node] += spec.g_mem
+            cap_cls = LAWS[spec.hidden_capacitor_law]
+            cap_law = cap_cls() if spec.hidden_capacitor_law == "linear" else cap_cls(1.0)
+            b.capacitor(f"C_{node}", node, "0", spec.tau * node_g[node], law=cap_law)
+    for node in layers[-1]:
+        b.capacitor(f"C_{node}", node, "0", spec.tau * node_g[node])
+    return b.build(), inputs, tuple(layers[-1])
+
+
+def multisine(n: int, ts: np.ndarray, omega: float, *, seed: int = 0, tones: int = 3):
+    """``n`` random multi-sine signals with base angular frequency ``omega`` (amplitude ≲ 1)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, ts.size))
+    for k in range(n):
+        for m in range(tones):
+            amp = rng.uniform(0.2, 1.0) / tones
+            out[k] += amp * np.sin(omega * (1 + 0.37 * m) * ts + rng.uniform(0, 2 * np.pi))
+    return out
+
+
+def regime_problem(
+    omega_tau: float,
+    *,
+    spec: NetworkSpec = NetworkSpec(),
+    steps: int = 400,
+    periods: float = 1.0,
+    min_horizon_tau: float = 10.0,
+    teacher_perturbation: float = 0.3,
+    seed: int = 0,
+):
+    """A learning problem at a given ωτ: inputs, teacher targets, and the problem.
+
+    The horizon covers ``periods`` periods of the base tone and at least ``min_horizon_tau``
+    time constants. Targets are the outputs of a *teacher*: the same network with every
+    synapse conductance scaled by ``1 + teacher_perturbation·U(−1, 1)``.
+
+    **Returns** ``(problem, inputs, targets)``.
+    """
+    circuit, inputs, outputs = layered_network(spec)
+    omega = omega_tau / spec.tau
+    horizon = max(periods * 2 * np.pi / omega, min_horizon_tau * spec.tau)
+    dt = horizon / steps
+    ts = np.arange(steps + 1) * dt
+    u = jnp.asarray(multisine(spec.n_in, ts, omega, seed=seed))
+    problem = LearningProblem(circuit, inputs=inputs, outputs=outputs, dt=dt, steps=steps)
+    rng = np.random.default_rng(seed + 1000)
+    params = problem.params()
+    teacher_params = _perturb(params, rng, teacher_perturbation)
+    traj = problem.simulate(teacher_params, u)
+    targets = traj.v[:, problem.output_indices()].T
+    return problem, u, targets
+
+
+def _perturb(params, rng, size):
+    import jax
+
+    def f(x):
+        return x * (1 + size * jnp.asarray(rng.uniform(-1, 1, x.shape)))
+
+    return jax.tree.map(f, params)

@@ -1,0 +1,349 @@
+"""Validation of gradient estimators against the true gradient (`jax.grad` through the run).
+
+- `compare` gives, per parameter group and overall: cosine similarity, norm ratio, relative L2
+  error, fraction of parameters with the right sign, and max abs error.
+- `run_validation` sweeps the regime (ωτ), β, dt, α, horizon, depth, width and seeds as a
+  `ValidationConfig` says, and `write_report` writes ``report.json``, ``report.md`` and plots
+  (cosine against ωτ per estimator; error against β on log–log axes with fitted slopes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._config import load_config, to_dict
+from ._estimators import EP, Autodiff, CoupledLearning, Replay
+from ._networks import NetworkSpec, regime_problem
+
+# ------------------------------------------------------------------------------------ compare
+
+
+def _flat(tree) -> dict[str, np.ndarray]:
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(p): np.asarray(x, dtype=float).reshape(-1) for p, x in leaves}
+
+
+def _metrics(est: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    ne, nr = float(np.linalg.norm(est)), float(np.linalg.norm(ref))
+    cos = float(est @ ref / (ne * nr)) if ne > 0 and nr > 0 else float("nan")
+    nonzero = ref != 0
+    return {
+        "cosine": cos,
+        "norm_ratio": ne / nr if nr > 0 else float("nan"),
+        "rel_l2": float(np.linalg.norm(est - ref)) / nr if nr > 0 else float("nan"),
+        "sign_agreement": float(np.mean(np.sign(est[nonzero]) == np.sign(ref[nonzero])))
+        if nonzero.any()
+        else float("nan"),
+        "max_abs_err": float(np.max(np.abs(est - ref))) if est.size else 0.0,
+        "size": int(est.size),
+    }
+
+
+def compare(estimate, reference) -> dict:
+    """Agreement of an estimated gradient pytree with a reference of the same structure.
+
+    **Returns** ``{"overall": metrics, "groups": {leaf path: metrics}}`` where metrics are
+    ``cosine``, ``norm_ratio`` (‖est‖/‖ref‖), ``rel_l2`` (‖est − ref‖/‖ref‖),
+    ``sign_agreement`` (fraction of nonzero reference entries with the same sign),
+    ``max_abs_err`` and ``size``.
+
+    **Raises** `ValueError` if the two pytrees do not have the same structure.
+    """
+    fe, fr = _flat(estimate), _flat(reference)
+    if fe.keys() != fr.keys() or any(fe[k].shape != fr[k].shape for k in fe):
+        raise ValueError(
+            f"estimate and reference have different structures: {sorted(fe)} vs {sorted(fr)}"
+        )
+    groups = {k: _metrics(fe[k], fr[k]) for k in fe}
+    all_e = np.concatenate(list(fe.values())) if fe else np.zeros(0)
+    all_r = np.concatenate(list(fr.values())) if fr else np.zeros(0)
+    return {"overall": _metrics(all_e, all_r), "groups": groups}
+
+
+# ------------------------------------------------------------------------------------ config
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationConfig:
+    """What `run_validation` sweeps. Each list is one sweep around the base point."""
+
+    network: NetworkSpec = NetworkSpec()
+    steps: int = 300
+    beta: float = 1e-3
+    eta: float = 1e-3
+    estimators: tuple[str, ...] = (
+        "replay",
+        "ep",
+        "ep_symmetric",
+        "ep_half",
+        "ep_capacitor",
+        "coupled",
+    )
+    omega_tau: tuple[float, ...] = (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
+    betas: tuple[float, ...] = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3)
+    beta_omega_tau: float = 0.1
+    steps_sweep: tuple[int, ...] = (150, 300, 600)
+    alphas: tuple[float, ...] = (0.3, 0.5, 0.8, 1.0)
+    periods: tuple[float, ...] = (0.5, 1.0, 2.0)
+    depths: tuple[int, ...] = (1, 2)
+    widths: tuple[int, ...] = (2, 4, 8)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    sweep_omega_tau: float = 1.0
+
+
+ESTIMATOR_NAMES = ("replay", "ep", "ep_symmetric", "ep_half", "ep_capacitor", "coupled")
+
+
+def make_estimator(name: str, beta: float, eta: float):
+    """Estimator and the loss order of its reference gradient, by name."""
+    table = {
+        "replay": (Replay(), 0.0),
+        "ep": (EP(beta=beta), 0.0),
+        "ep_symmetric": (EP(beta=beta, symmetric=True), 0.0),
+        "ep_half": (EP(beta=beta, order=0.5), 0.5),
+        "ep_capacitor": (EP(beta=beta, nudge="capacitor"), 0.0),
+        "coupled": (CoupledLearning(eta=eta), 0.0),
+    }
+    if name not in table:
+        raise ValueError(f"unknown estimator {name!r}; choose from {', '.join(ESTIMATOR_NAMES)}")
+    return table[name]
+
+
+def load_validation_config(path) -> ValidationConfig:
+    """Load and check a validation config (unknown keys and wrong types are errors)."""
+    cfg = load_config(ValidationConfig, path)
+    for name in cfg.estimators:
+        make_estimator(name, cfg.beta, cfg.eta)
+    return cfg
+
+
+# ------------------------------------------------------------------------------------ sweeps
+
+
+def _point(cfg: ValidationConfig, omega_tau, names, *, spec=None, steps=None, periods=1.0, seed=0):
+    spec = spec or cfg.network
+    problem, u, targets = regime_problem(
+        omega_tau, spec=spec, steps=steps or cfg.steps, periods=periods, seed=seed
+    )
+    params = problem.params()
+    refs = {}
+    rows = []
+    for name in names:
+        est, order = make_estimator(name, cfg.beta, cfg.eta)
+        if order not in refs:
+            refs[order] = Autodiff(order=order)(problem, params, u, targets)
+        t0 = time.perf_counter()
+        g = est(problem, params, u, targets)
+        jax.block_until_ready(g)
+        m = compare(g, refs[order])["overall"]
+        m.update(estimator=name, seconds=time.perf_counter() - t0)
+        rows.append(m)
+    return rows
+
+
+def fit_slope(x, y) -> float:
+    """Least-squares slope of log y against log x."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = (x > 0) & (y > 0)
+    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+
+
+def beta_sweep(cfg: ValidationConfig, *, seed: int = 0) -> dict:
+    """Error of EP(β) against its own exact β → 0 limit (forward-mode in β); fitted slopes."""
+    problem, u, targets = regime_problem(
+        cfg.beta_omega_tau, spec=cfg.network, steps=cfg.steps, seed=seed
+    )
+    params = problem.params()
+    limit = EP(limit=True)(problem, params, u, targets)
+    rows = []
+    for sym in (False, True):
+        for beta in cfg.betas:
+            g = EP(beta=beta, symmetric=sym)(problem, params, u, targets)
+            m = compare(g, limit)["overall"]
+            rows.append({"symmetric": sym, "beta": beta, "rel_err": m["rel_l2"]})
+    slopes = {
+        "one_sided": fit_slope(
+            [r["beta"] for r in rows if not r["symmetric"]],
+            [r["rel_err"] for r in rows if not r["symmetric"]],
+        ),
+        "symmetric": fit_slope(
+            [r["beta"] for r in rows if r["symmetric"]],
+            [r["rel_err"] for r in rows if r["symmetric"]],
+        ),
+    }
+    return {"omega_tau": cfg.beta_omega_tau, "rows": rows, "slopes": slopes}
+
+
+def run_validation(cfg: ValidationConfig, *, progress=print) -> dict:
+    """Run every sweep of ``cfg``; returns the report as plain data."""
+    names = tuple(cfg.estimators)
+    report: dict = {
+        "config": to_dict(cfg),
+        "jax_version": jax.__version__,
+        "device": str(jax.devices()[0]),
+        "x64": bool(jax.config.jax_enable_x64),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "sweeps": {},
+    }
+
+    def record(axis, value, rows):
+        for r in rows:
+            r[axis] = value
+        report["sweeps"].setdefault(axis, []).extend(rows)
+
+    for wt in cfg.omega_tau:
+        progress(f"omega_tau={wt:g}")
+        record("omega_tau", wt, _point(cfg, wt, names))
+    progress("beta sweep")
+    report["beta"] = beta_sweep(cfg)
+    base = cfg.sweep_omega_tau
+    for steps in cfg.steps_sweep:
+        progress(f"steps={steps}")
+        record("steps", steps, _point(cfg, base, names, steps=steps))
+    for alpha in cfg.alphas:
+        progress(f"alpha={alpha:g}")
+        spec = dataclasses.replace(cfg.network, alpha=alpha)
+        record("alpha", alpha, _point(cfg, base, names, spec=spec))
+    for per in cfg.periods:
+        progress(f"periods={per:g}")
+        record("periods", per, _point(cfg, base, names, periods=per))
+    for depth in cfg.depths:
+        progress(f"depth={depth}")
+        spec = dataclasses.replace(cfg.network, hidden=(cfg.network.hidden[0],) * depth)
+        record("depth", depth, _point(cfg, base, names, spec=spec))
+    for width in cfg.widths:
+        progress(f"width={width}")
+        spec = dataclasses.replace(cfg.network, hidden=(width,) * len(cfg.network.hidden))
+        record("width", width, _point(cfg, base, names, spec=spec))
+    for seed in cfg.seeds:
+        progress(f"seed={seed}")
+        spec = dataclasses.replace(cfg.network, seed=seed)
+        record("seed", seed, _point(cfg, base, names, spec=spec, seed=seed))
+    return report
+
+
+# ------------------------------------------------------------------------------------ reports
+
+
+def _fmt(x) -> str:
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "nan"
+        return f"{x:.6f}" if 1e-3 <= abs(x) < 1e4 or x == 0 else f"{x:.2e}"
+    return str(x)
+
+
+def regime_table(rows, axis="omega_tau", metrics=("cosine", "rel_l2")) -> str:
+    """Markdown table: one row per estimator, one column per sweep value and metric."""
+    values = sorted({r[axis] for r in rows})
+    names = list(dict.fromkeys(r["estimator"] for r in rows))
+    head = "| estimator | " + " | ".join(f"{m} @ {axis}={v:g}" for v in values for m in metrics)
+    lines = [head + " |", "|---" * (1 + len(values) * len(metrics)) + "|"]
+    for n in names:
+        cells = []
+        for v in values:
+            r = next(x for x in rows if x["estimator"] == n and x[axis] == v)
+            cells += [_fmt(r[m]) for m in metrics]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown_report(report: dict) -> str:
+    out = ["# Gradient validation report", ""]
+    out.append(
+        f"JAX {report['jax_version']} on {report['device']}, x64={report['x64']}, "
+        f"{report['date']}. Reference: `jax.grad` of J (or J_1/2 for `ep_half`) through "
+        "the whole trajectory."
+    )
+    for axis, rows in report["sweeps"].items():
+        out += ["", f"## Sweep over {axis}", "", regime_table(rows, axis)]
+    b = report.get("beta")
+    if b:
+        out += [
+            "",
+            f"## EP error against its own β → 0 limit (ωτ = {b['omega_tau']:g})",
+            "",
+            "| β | one-sided rel err | symmetric rel err |",
+            "|---|---|---|",
+        ]
+        for beta in sorted({r["beta"] for r in b["rows"]}, reverse=True):
+            one = next(r for r in b["rows"] if r["beta"] == beta and not r["symmetric"])
+            sym = next(r for r in b["rows"] if r["beta"] == beta and r["symmetric"])
+            out.append(f"| {beta:g} | {_fmt(one['rel_err'])} | {_fmt(sym['rel_err'])} |")
+        out += [
+            "",
+            f"Fitted slopes of log error against log β: one-sided "
+            f"{b['slopes']['one_sided']:.3f}, symmetric {b['slopes']['symmetric']:.3f}.",
+        ]
+    return "\n".join(out) + "\n"
+
+
+def write_report(report: dict, out_dir) -> list[Path]:
+    """Write ``report.json``, ``report.md`` and the plots; returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "report.json", out / "report.md"]
+    paths[0].write_text(json.dumps(report, indent=2, default=float))
+    paths[1].write_text(markdown_report(report))
+    rows = report["sweeps"].get("omega_tau", [])
+    if rows:
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for n in dict.fromkeys(r["estimator"] for r in rows):
+            pts = sorted((r["omega_tau"], r["cosine"]) for r in rows if r["estimator"] == n)
+            ax.semilogx(*zip(*pts), marker="o", label=n)
+        ax.axhline(1.0, color="k", lw=0.5)
+        ax.set_xlabel("ωτ (input angular frequency × node time constant)")
+        ax.set_ylabel("cosine with jax.grad")
+        ax.set_title("Estimator agreement by regime")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        p = out / "cosine_vs_omega_tau.png"
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        paths.append(p)
+    b = report.get("beta")
+    if b:
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        for sym, label in ((False, "one-sided"), (True, "symmetric")):
+            pts = sorted((r["beta"], r["rel_err"]) for r in b["rows"] if r["symmetric"] == sym)
+            slope = b["slopes"]["symmetric" if sym else "one_sided"]
+            ax.loglog(*zip(*pts), marker="o", label=f"{label} (slope {slope:.2f})")
+        ax.set_xlabel("β")
+        ax.set_ylabel("relative error vs β → 0 limit")
+        ax.set_title(f"EP bias in β (ωτ = {b['omega_tau']:g})")
+        ax.legend()
+        fig.tight_layout()
+        p = out / "error_vs_beta.png"
+        fig.savefig(p, dpi=120)
+        plt.close(fig)
+        paths.append(p)
+    return paths
+
+
+__all__ = [
+    "ValidationConfig",
+    "beta_sweep",
+    "compare",
+    "fit_slope",
+    "load_validation_config",
+    "make_estimator",
+    "markdown_report",
+    "regime_table",
+    "run_validation",
+    "write_report",
+    "jnp",
+]
