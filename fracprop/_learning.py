@@ -242,7 +242,7 @@ class LearningProblem(eqx.Module):
         return np.asarray([self.circuit.node_names.index(k) for k in self.outputs])
 
     def loss_from_outputs(self, v_out: Array, targets: Array, order: float = 0.0) -> Array:
-        """``J_γ`` from output traces ``(steps + 1, outputs)`` and targets ``(outputs, steps+1)``."""
+        """``J_γ`` from output traces ``(steps+1, outputs)`` and targets ``(outputs, steps+1)``."""
         e = v_out - targets.T
         if order != 0.0:
             e = fractional_integral(e, order, self.dt, self.kernel)
