@@ -250,8 +250,9 @@ class CoupledLearning(AbstractEstimator):
 
     Each synapse contrasts ``Q_l`` (pointwise, γ = 0, or of order γ) between the clamped and
     free runs: ``ĝ_l = (Q_l^clamped − Q_l^free) / (2η)``. For a single output in the
-    quasi-static limit this is the gradient of ``J`` scaled by the output's driving-point
-    resistance; in general it is a preconditioned direction, not the gradient (Lin et al.
+    quasi-static limit this is the gradient of ``J`` times the output's driving-point
+    conductance (clamping moves the output by ``η e``, a current nudge by ``β G R e``); in
+    general it is a preconditioned direction, not the gradient (Lin et al.
     2026 call it an instance of generalized EP). Its agreement is measured, not assumed.
     """
 

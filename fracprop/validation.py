@@ -302,9 +302,10 @@ def write_report(report: dict, out_dir) -> list[Path]:
     rows = report["sweeps"].get("omega_tau", [])
     if rows:
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for n in dict.fromkeys(r["estimator"] for r in rows):
+        styles = ["-o", "--s", ":^", "-.v", "-D", "--x", ":*"]
+        for k, n in enumerate(dict.fromkeys(r["estimator"] for r in rows)):
             pts = sorted((r["omega_tau"], r["cosine"]) for r in rows if r["estimator"] == n)
-            ax.semilogx(*zip(*pts), marker="o", label=n)
+            ax.semilogx(*zip(*pts), styles[k % len(styles)], label=n, alpha=0.85)
         ax.axhline(1.0, color="k", lw=0.5)
         ax.set_xlabel("ωτ (input angular frequency × node time constant)")
         ax.set_ylabel("cosine with jax.grad")
