@@ -82,7 +82,7 @@ def from_dict(cls: type[T], data: dict, *, source: str = "<config>", prefix: str
     unknown = [k for k in data if k not in fields]
     if unknown:
         raise ConfigError(
-            f"{source}: unknown key {prefix}{unknown[0]!r}; known keys are "
+            f"{source}: unknown key {prefix + unknown[0]!r}; known keys are "
             f"{', '.join(prefix + k for k in fields)}"
         )
     kwargs = {}

@@ -55,3 +55,61 @@ def test_bad_netlist_reports_line(tmp_path, capsys):
     bad.write_text("title\nR1 a 0 1k\nQ1 a b c\n.tran 1u 1m\n")
     assert main(["simulate", str(bad), "-o", str(tmp_path / "x.csv")]) == 2
     assert "line 3" in capsys.readouterr().err
+
+
+TINY_VALIDATE = """\
+network:
+  hidden: [2]
+steps: 60
+estimators: [replay, ep]
+omega_tau: [1.0e-3, 1.0]
+betas: [1.0e-1, 1.0e-2]
+steps_sweep: [60]
+alphas: [0.5]
+periods: [1.0]
+depths: [1]
+widths: [2]
+seeds: [0]
+"""
+
+
+def test_validate_writes_report_and_summary(tmp_path, capsys):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(TINY_VALIDATE)
+    out = tmp_path / "report"
+    assert main(["validate", str(cfg), "--out", str(out)]) == 0
+    for name in ("report.json", "report.md", "cosine_vs_omega_tau.png", "error_vs_beta.png"):
+        assert (out / name).exists(), name
+    assert (out / "config.yaml").exists()  # the resolved config is saved with the results
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "replay_max_rel_err=" in summary and "ep_quasistatic_cos=" in summary
+    # The output folder is never overwritten unless asked.
+    assert main(["validate", str(cfg), "--out", str(out)]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("stepz: 3\n", "unknown key 'stepz'"),
+        ("steps: abc\n", "steps='abc' must be an integer"),
+        ("network:\n  alfa: 0.5\n", "unknown key 'network.alfa'"),
+        ("estimators: [magic]\n", "unknown estimator 'magic'"),
+    ],
+)
+def test_validate_config_errors(tmp_path, capsys, text, message):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    assert main(["validate", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "bad.yaml" in err or "magic" in err
+
+
+def test_default_validate_config_is_the_builtin_default():
+    from pathlib import Path
+
+    from fracprop.validation import ValidationConfig, load_validation_config
+
+    path = Path(__file__).parent.parent / "configs" / "validate.yaml"
+    assert load_validation_config(path) == ValidationConfig()
