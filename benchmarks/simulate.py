@@ -23,7 +23,7 @@ the integer case, which has none), the unit of DESIGN §6.
 
 Usage::
 
-    python benchmarks/simulate.py            # full run (~5 min on a 2-core CPU)
+    python benchmarks/simulate.py            # full run (about 3-4 min on a 2-core CPU)
     python benchmarks/simulate.py --quick    # < 60 s
     python benchmarks/simulate.py --float32 --out results/simulate_f32
 """
@@ -107,9 +107,7 @@ def benchmark_network(fractional: bool = True) -> fp.Circuit:
         g_node = g_in[:, j].sum() + g_out[j] + G_MEMRISTOR
         b.capacitor(f"Ch{j + 1}", h, "0", g_node * tau)
         if fractional:
-            b.memristor(
-                f"M{j + 1}", h, "0", g=G_MEMRISTOR, alpha=ALPHA, law=fp.Tanh(TANH_SCALE)
-            )
+            b.memristor(f"M{j + 1}", h, "0", g=G_MEMRISTOR, alpha=ALPHA, law=fp.Tanh(TANH_SCALE))
         else:
             b.resistor(f"Rm{j + 1}", h, "0", 1.0 / G_MEMRISTOR)
     b.capacitor("Cout", "out", "0", g_out.sum() * tau)
@@ -380,9 +378,7 @@ def main(argv=None) -> int:
         "skipped": skipped,
     }
     with open(out / "simulate.json", "w") as f:
-        json.dump(
-            {"meta": meta, "rows": [r | e for r, e in zip(rows, extras)]}, f, indent=2
-        )
+        json.dump({"meta": meta, "rows": [r | e for r, e in zip(rows, extras)]}, f, indent=2)
 
     print()
     print_table(rows)
@@ -396,9 +392,7 @@ def main(argv=None) -> int:
     summary = {
         "max_steps_per_s": max(r["steps_per_s"] for r in rows),
         "max_steps_per_s_fractional": max(r["steps_per_s"] for r in frac),
-        "max_steps_per_s_integer": max(
-            r["steps_per_s"] for r in rows if r["case"] == "integer"
-        ),
+        "max_steps_per_s_integer": max(r["steps_per_s"] for r in rows if r["case"] == "integer"),
         "max_channel_steps_per_s": max(r["channel_steps_per_s"] for r in frac),
         "maxN": max_n,
         "fractional_over_integer_at_maxN": at_max.get(1),
@@ -409,9 +403,7 @@ def main(argv=None) -> int:
         "quick": int(args.quick),
     }
     print(
-        " ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()
-        )
+        " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
     )
     return 0
 
