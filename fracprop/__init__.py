@@ -20,6 +20,7 @@ from ._estimators import CoupledLearning as CoupledLearning
 from ._estimators import FiniteDifference as FiniteDifference
 from ._estimators import Replay as Replay
 from ._history import AbstractHistory as AbstractHistory
+from ._history import SOE as SOE
 from ._history import Exact as Exact
 from ._kernels import GL as GL
 from ._kernels import AbstractKernel as AbstractKernel
@@ -38,6 +39,8 @@ from ._netlist import Tran as Tran
 from ._netlist import load_netlist as load_netlist
 from ._netlist import parse_netlist as parse_netlist
 from ._networks import NetworkSpec as NetworkSpec
+from ._networks import BENCHMARK_NETWORK as BENCHMARK_NETWORK
+from ._networks import benchmark_network as benchmark_network
 from ._networks import layered_network as layered_network
 from ._networks import multisine as multisine
 from ._networks import regime_problem as regime_problem

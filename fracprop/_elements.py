@@ -309,10 +309,7 @@ class Memristors(AbstractBranchGroup):
 
     def init(self, v0, i0, setup):
         a = 1.0 - self.alpha
-        w = jnp.concatenate(
-            [setup.kernel.weights(-a, setup.steps), setup.kernel.weights(a, setup.steps)]
-        )
-        hist = setup.history.init(w, setup.steps)
+        hist = setup.history.init(setup.kernel, jnp.concatenate([-a, a]), setup.steps)
         r0 = self._r(jnp.zeros_like(v0))
         return _FracState(hist=hist, extra=r0)
 
@@ -347,10 +344,7 @@ class Memristors(AbstractBranchGroup):
     # incremental conductance (the h powers cancel in ∂i_n/∂v_n).
     def adjoint_init(self, setup):
         a = 1.0 - self.alpha
-        w = jnp.concatenate(
-            [setup.kernel.weights(-a, setup.steps), setup.kernel.weights(a, setup.steps)]
-        )
-        return setup.history.init(w, setup.steps)
+        return setup.history.init(setup.kernel, jnp.concatenate([-a, a]), setup.steps)
 
     def adjoint_prepare(self, state, tau, setup):
         return setup.history.history(state, tau)
@@ -390,8 +384,8 @@ class CPEs(AbstractBranchGroup):
     dc: ClassVar[str] = "open"
 
     def init(self, v0, i0, setup):
-        w = setup.kernel.weights(self.alpha, setup.steps)
-        return _FracState(hist=setup.history.init(w, setup.steps), extra=v0)
+        hist = setup.history.init(setup.kernel, self.alpha, setup.steps)
+        return _FracState(hist=hist, extra=v0)
 
     def prepare(self, state, n, setup):
         return setup.history.history(state.hist, n), state.extra
@@ -407,7 +401,7 @@ class CPEs(AbstractBranchGroup):
     # Adjoint of i_m = C h^{−α} Σ_k w_k v_{m−k}: the same convolution in reversed time,
     # ι[τ] = g (μ[τ] + Σ_{j≥1} w_j μ[τ−j]) with g = C h^{−α} recorded.
     def adjoint_init(self, setup):
-        return setup.history.init(setup.kernel.weights(self.alpha, setup.steps), setup.steps)
+        return setup.history.init(setup.kernel, self.alpha, setup.steps)
 
     def adjoint_prepare(self, state, tau, setup):
         return setup.history.history(state, tau)

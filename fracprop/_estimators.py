@@ -99,10 +99,8 @@ class _Contrast(AbstractAccumulator):
         q = jnp.zeros((len(self.branches),), vb0.dtype)
         if self.order == 0.0:
             return q
-        w = setup.kernel.weights(
-            jnp.full((len(self.branches),), -self.order, vb0.dtype), setup.steps
-        )
-        hist = setup.history.init(w, setup.steps)
+        orders = jnp.full((len(self.branches),), -self.order, vb0.dtype)
+        hist = setup.history.init(setup.kernel, orders, setup.steps)
         hist = setup.history.push(hist, jnp.asarray(0), vb0[np.asarray(self.branches)])
         return q, hist
 
@@ -234,14 +232,12 @@ class EP(AbstractEstimator):
 
             _, dq = jax.jvp(q_of, (jnp.asarray(0.0, dtype),), (jnp.asarray(1.0, dtype),))
             g = dq / (2 * s)
-        elif self.symmetric:
-            qp = self.contrast(problem, params, inputs, targets, self.beta)
-            qm = self.contrast(problem, params, inputs, targets, -self.beta)
-            g = (qp - qm) / (4 * s * self.beta)
         else:
-            qp = self.contrast(problem, params, inputs, targets, self.beta)
-            q0 = self.contrast(problem, params, inputs, targets, 0.0)
-            g = (qp - q0) / (2 * s * self.beta)
+            # Both phases run as one batch of two (same circuit, β a batched parameter).
+            lo = -self.beta if self.symmetric else 0.0
+            betas = jnp.asarray([lo, self.beta], dtype)
+            q = jax.vmap(lambda b: self.contrast(problem, params, inputs, targets, b))(betas)
+            g = (q[1] - q[0]) / (2 * s * (self.beta - lo))
         return _branch_grads_to_params(problem, params, g)
 
 

@@ -125,3 +125,15 @@ def _perturb(params, rng, size):
         return x * (1 + size * jnp.asarray(rng.uniform(-1, 1, x.shape)))
 
     return jax.tree.map(f, params)
+
+
+#: The named performance case of the benchmarks (issue "Performance"): 16 sampled voltage
+#: inputs, 64 hidden neurons (capacitor ∥ tanh fractional memristor α = ½, to ground), 4 output
+#: nodes with capacitors, 16·64 + 64·4 = 1280 linear synapses all-to-all between layers, every
+#: node time constant τ = 1 (so inputs of angular frequency 1 give ωτ ≈ 1).
+BENCHMARK_NETWORK = NetworkSpec(n_in=16, hidden=(64,), n_out=4, alpha=0.5, law="tanh")
+
+
+def benchmark_network() -> tuple[Circuit, tuple, tuple]:
+    """The benchmark network `BENCHMARK_NETWORK` (see there)."""
+    return layered_network(BENCHMARK_NETWORK)

@@ -72,6 +72,8 @@ class Trajectory(eqx.Module):
       converged point (``save_conductances=True``; row 0 is zero), the local record of the
       time-reversed replay.
     - ``accumulated``: the state of an online accumulator, if one was given.
+    - ``newton_iterations``: Newton iterations per step (only the maximum, shape ``(1,)``, when
+      ``save_states=False``).
     - ``result``: a `RESULTS` code; ``fail_step`` and ``fail_index`` locate the first failure.
     """
 
@@ -352,6 +354,7 @@ class _Carry(eqx.Module):
     fail_step: Array
     fail_index: Array
     acc: Any
+    max_iters: Array
 
 
 class AbstractAccumulator(eqx.Module):
@@ -459,6 +462,7 @@ def _run(
         fail_step=jnp.asarray(0, jnp.int32),
         fail_index=jnp.asarray(dc_worst, jnp.int32),
         acc=None if accumulator is None else accumulator.init(vb0, setup),
+        max_iters=jnp.asarray(0, jnp.int32),
     )
 
     def step(carry: _Carry, nstep):
@@ -509,9 +513,10 @@ def _run(
         fail_index = jnp.where(fresh, jnp.where(finite, worst, first_bad), carry.fail_index).astype(
             jnp.int32
         )
-        out = {"iters": iters}
+        out = {}
         if save_states:
             out["x"] = x
+            out["iters"] = iters
         if save_currents or save_conductances:
             i_b, g_b = jax.jvp(currents, (vb,), (jnp.ones_like(vb),))
             if save_currents:
@@ -522,15 +527,25 @@ def _run(
         if accumulator is not None:
             acc = accumulator.update(acc, vb, nstep, setup)
         progress.update(nstep, steps)
-        new = _Carry(x, new_states, result, fail_step, fail_index, acc)
+        new = _Carry(
+            x,
+            new_states,
+            result,
+            fail_step,
+            fail_index,
+            acc,
+            jnp.maximum(carry.max_iters, iters).astype(carry.max_iters.dtype),
+        )
         return new, out
 
     final, outs = jax.lax.scan(step, init, jnp.arange(1, steps + 1))
     if save_states:
         xs = jnp.concatenate([x0[None], outs["x"]], axis=0)
+        iters = jnp.concatenate([jnp.zeros((1,), outs["iters"].dtype), outs["iters"]])
     else:
+        # Nothing per step is kept, so memory does not grow with the number of steps.
         xs = x0[None]
-    iters = jnp.concatenate([jnp.zeros((1,), outs["iters"].dtype), outs["iters"]])
+        iters = final.max_iters[None]
     i_branch = None
     if save_currents:
         i_branch = jnp.concatenate([ib0[None], outs["i"]], axis=0)

@@ -1,0 +1,169 @@
+"""Gradient cost on the benchmark network: forward pass, jax.grad, EP and Replay.
+
+`fracprop.BENCHMARK_NETWORK` (16 inputs, 64 tanh fractional-memristor neurons, 4 outputs, 1280
+trainable synapses, ωτ ≈ 1), SOE history (tol 1e-12), float64. The baseline of every ratio is
+the forward pass (simulate + loss) in the same run. Also reports the compiled temporary memory
+(`memory_analysis().temp_size_in_bytes`, which excludes the input arrays) of each jitted
+function at several N and its log–log slope in N.
+
+    python benchmarks/gradients.py [--quick] [--out DIR]
+
+Ends with one line of key=value pairs: grad_over_fwd, ep_over_fwd, replay_over_fwd,
+grad_mem_slope, ep_mem_slope, replay_mem_slope.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import fracprop as fp  # noqa: E402
+
+
+def problem_at(steps, horizon=20.0, spec=None):
+    spec = spec or fp.BENCHMARK_NETWORK
+    circuit, inputs, outputs = fp.layered_network(spec)
+    dt = horizon / steps
+    problem = fp.LearningProblem(
+        circuit, inputs=inputs, outputs=outputs, dt=dt, steps=steps, history=fp.SOE()
+    )
+    ts = np.arange(steps + 1) * dt
+    u = jnp.asarray(fp.multisine(len(inputs), ts, 1.0, seed=0))
+    targets = 0.3 * jnp.asarray(fp.multisine(len(outputs), ts, 1.0, seed=1))
+    return problem, u, targets
+
+
+def jobs(problem):
+    return {
+        "forward": lambda p, u, t: problem.loss(p, u, t),
+        "grad": lambda p, u, t: jax.grad(problem.loss)(p, u, t),
+        "ep": lambda p, u, t: fp.EP(beta=1e-3)(problem, p, u, t),
+        "replay": lambda p, u, t: fp.Replay()(problem, p, u, t),
+    }
+
+
+def timed(fn, args, repeats):
+    t0 = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    compile_s = time.perf_counter() - t0
+    jax.block_until_ready(compiled(*args))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - t0)
+    return compiled, compile_s, min(times), float(np.median(times))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, < 60 s on 2 cores")
+    parser.add_argument("--out", default="results/gradients")
+    args = parser.parse_args(argv)
+    if args.quick:
+        spec = fp.NetworkSpec(n_in=4, hidden=(16,), n_out=2)
+        time_n, mem_sizes, repeats = 256, [128, 256], 3
+    else:
+        spec = fp.BENCHMARK_NETWORK
+        time_n, mem_sizes, repeats = 2048, [512, 1024, 2048, 4096], 5
+
+    # Correctness before timing: Replay equals jax.grad on this network.
+    problem, u, t = problem_at(time_n, spec=spec)
+    params = problem.params()
+    g_ref = jax.jit(lambda p: jax.grad(problem.loss)(p, u, t))(params)
+    g_rep = jax.jit(lambda p: fp.Replay()(problem, p, u, t))(params)
+    rel = fp.validation.compare(g_rep, g_ref)["overall"]["rel_l2"]
+    if not rel <= 1e-9:
+        print(f"FAILED: Replay deviates from jax.grad by {rel:.2e}", file=sys.stderr)
+        return 1
+
+    rows = []
+    times = {}
+    mem = {name: {} for name in ("forward", "grad", "ep", "replay")}
+    for name, fn in jobs(problem).items():
+        compiled, comp, tmin, tmed = timed(jax.jit(fn), (params, u, t), repeats)
+        times[name] = tmin
+        mem[name][time_n] = compiled.memory_analysis().temp_size_in_bytes
+        rows.append(
+            {
+                "job": name,
+                "N": time_n,
+                "compile_s": comp,
+                "min_s": tmin,
+                "median_s": tmed,
+                "temp_bytes": mem[name][time_n],
+            }
+        )
+        print(f"{name:8s} N={time_n} min {tmin:.3f} s (compile {comp:.1f} s)", file=sys.stderr)
+    for n in mem_sizes:
+        if n == time_n:
+            continue
+        prob_n, u_n, t_n = problem_at(n, spec=spec)
+        p_n = prob_n.params()
+        for name, fn in jobs(prob_n).items():
+            compiled = jax.jit(fn).lower(p_n, u_n, t_n).compile()
+            temp = compiled.memory_analysis().temp_size_in_bytes
+            mem[name][n] = temp
+            rows.append({"job": name, "N": n, "temp_bytes": temp})
+            print(f"{name:8s} N={n} temp {temp / 1e6:.2f} MB", file=sys.stderr)
+
+    def slope(by_n):
+        ns = sorted(by_n)
+        ys = [max(by_n[k], 1) for k in ns]
+        return float(np.polyfit(np.log(ns), np.log(ys), 1)[0])
+
+    summary = {
+        "grad_over_fwd": times["grad"] / times["forward"],
+        "ep_over_fwd": times["ep"] / times["forward"],
+        "replay_over_fwd": times["replay"] / times["forward"],
+        "grad_mem_slope": slope(mem["grad"]),
+        "ep_mem_slope": slope(mem["ep"]),
+        "replay_mem_slope": slope(mem["replay"]),
+        "fwd_mem_slope": slope(mem["forward"]),
+        "replay_vs_grad_rel": rel,
+        "N": time_n,
+        "synapses": sum(1 for _ in problem.trainable),
+        "quick": int(args.quick),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = sorted({k for r in rows for k in r})
+    with open(out / "gradients.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    meta = {
+        "device": str(jax.devices()[0]),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "jax_version": jax.__version__,
+        "fracprop_version": fp.__version__,
+        "dtype": "float64",
+        "history": "SOE(tol=1e-12)",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+    }
+    payload = {"meta": meta, "rows": rows, "summary": summary}
+    (out / "gradients.json").write_text(json.dumps(payload, indent=2))
+    print(
+        " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,180 @@
+"""History backends against naive per-step GL: accuracy, time and scaling in N.
+
+Two problems, both from rest with the GL kernel:
+- the scalar problem D^{1/2} y = −λ y as a fractional RC (unit step through R = 1/λ into a CPE
+  C_α = 1, α = ½; y = 1 − v_out = erfcx(λ√t)), and
+- the benchmark network (`fracprop.BENCHMARK_NETWORK`: 16 inputs, 64 tanh-memristor neurons,
+  4 outputs, 1280 synapses, ωτ ≈ 1).
+The baseline is the naive per-step full-history convolution (`Exact`), in the same run.
+
+    python benchmarks/history.py [--quick] [--out DIR]
+
+Ends with one line of key=value pairs: soe_vs_dense_rel (SOE against the exact convolution),
+soe_slope, naive_slope, soe_speedup (naive time / SOE time at the largest N), …
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.special import erfcx  # noqa: E402
+
+import fracprop as fp  # noqa: E402
+
+
+def scalar_case(steps, lam=1.0, t_end=1.0):
+    b = fp.CircuitBuilder("scalar D^1/2 y = -lambda y")
+    b.vsource("V1", "in", "0", 1.0)
+    b.resistor("R1", "in", "out", 1.0 / lam)
+    b.cpe("P1", "out", "0", c=1.0, alpha=0.5)
+    return b.build(), {}, t_end / steps
+
+
+def network_case(steps, horizon=20.0):
+    circuit, inputs, _ = fp.benchmark_network()
+    dt = horizon / steps
+    ts = np.arange(steps + 1) * dt
+    u = fp.multisine(len(inputs), ts, 1.0, seed=0)
+    return circuit, {name: jnp.asarray(u[k]) for k, name in enumerate(inputs)}, dt
+
+
+def timed(fn, repeats):
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(fn())
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return out, first, min(times), float(np.median(times))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, < 60 s on 2 cores")
+    parser.add_argument("--out", default="results/history")
+    args = parser.parse_args(argv)
+    if args.quick:
+        sizes = {"scalar": [1024, 2048, 4096], "network": [256, 512, 1024]}
+        naive_max = {"scalar": 4096, "network": 1024}
+        repeats = 2
+    else:
+        sizes = {
+            "scalar": [1024, 2048, 4096, 8192, 16384],
+            "network": [1024, 2048, 4096, 8192, 16384],
+        }
+        naive_max = {"scalar": 16384, "network": 16384}
+        repeats = 2
+    backends = {"naive": fp.Exact(), "soe": fp.SOE(tol=1e-12)}
+    rows = []
+    for case, build in (("scalar", scalar_case), ("network", network_case)):
+        for n in sizes[case]:
+            circuit, inputs, dt = build(n)
+            results = {}
+            for name, hist in backends.items():
+                if name == "naive" and n > naive_max[case]:
+                    continue
+
+                def run(hist=hist):
+                    return fp.simulate(circuit, dt=dt, steps=n, inputs=inputs, history=hist).v
+
+                v, first, tmin, tmed = timed(run, repeats)
+                if not bool(jnp.all(jnp.isfinite(v))):
+                    print(f"FAILED: non-finite result ({case}, {name}, N={n})", file=sys.stderr)
+                    return 1
+                results[name] = v
+                row = {
+                    "case": case,
+                    "backend": name,
+                    "N": n,
+                    "first_s": first,
+                    "min_s": tmin,
+                    "median_s": tmed,
+                    "channels": 2 * 64 if case == "network" else 1,
+                }
+                if case == "scalar":
+                    ts = np.arange(n + 1) * dt
+                    row["err_vs_erfcx"] = float(
+                        np.max(np.abs((1 - np.asarray(v[:, 1])) - erfcx(np.sqrt(ts))))
+                    )
+                rows.append(row)
+                print(f"{case:8s} {name:6s} N={n:6d} min {tmin:8.3f} s", file=sys.stderr)
+            if "naive" in results:
+                ref = results["naive"]
+                rel = float(jnp.max(jnp.abs(results["soe"] - ref)) / jnp.max(jnp.abs(ref)))
+                for r in rows[-2:]:
+                    r["rel_vs_naive"] = rel if r["backend"] == "soe" else 0.0
+                # Correctness gate before any time is reported.
+                if not rel <= 1e-9:
+                    print(
+                        f"FAILED: SOE deviates from the exact history by {rel:.2e}", file=sys.stderr
+                    )
+                    return 1
+
+    def slope(case, backend):
+        pts = [(r["N"], r["min_s"]) for r in rows if r["case"] == case and r["backend"] == backend]
+        n, t = np.array(pts).T
+        return float(np.polyfit(np.log(n), np.log(t), 1)[0])
+
+    def at(case, backend, n):
+        return next(
+            r for r in rows if r["case"] == case and r["backend"] == backend and r["N"] == n
+        )
+
+    n_big = max(n for n in sizes["network"] if n <= naive_max["network"])
+    summary = {
+        "soe_vs_dense_rel": max(r.get("rel_vs_naive", 0.0) for r in rows),
+        "hls_vs_dense_rel": "nan",  # the HLS backend is not implemented yet
+        "soe_slope": slope("network", "soe"),
+        "hls_slope": "nan",
+        "naive_slope": slope("network", "naive"),
+        "scalar_soe_slope": slope("scalar", "soe"),
+        "scalar_naive_slope": slope("scalar", "naive"),
+        "soe_speedup": at("network", "naive", n_big)["min_s"]
+        / at("network", "soe", n_big)["min_s"],
+        "speedup_N": n_big,
+        "quick": int(args.quick),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = sorted({k for r in rows for k in r})
+    with open(out / "history.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    meta = {
+        "device": str(jax.devices()[0]),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "jax_version": jax.__version__,
+        "fracprop_version": fp.__version__,
+        "dtype": "float64",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+    }
+    (out / "history.json").write_text(
+        json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2)
+    )
+    print(
+        " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
