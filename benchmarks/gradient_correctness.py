@@ -14,20 +14,15 @@ Ends with one line of key=value pairs (replay_rel_err, ep_quasistatic_cos, …).
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
-import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import jax
 
 jax.config.update("jax_enable_x64", True)
 
-import fracprop as fp  # noqa: E402
+from _common import metadata, write_results  # noqa: E402
+
 from fracprop import validation  # noqa: E402
 
 ESTIMATORS = ("replay", "ep", "ep_symmetric", "ep_half", "ep_capacitor", "coupled")
@@ -77,36 +72,8 @@ def main(argv=None) -> int:
         print(f"FAILED: replay deviates from jax.grad by {replay_err:.3e}", file=sys.stderr)
         return 1
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fields = [
-        "estimator",
-        "omega_tau",
-        "cosine",
-        "rel_l2",
-        "norm_ratio",
-        "sign_agreement",
-        "max_abs_err",
-        "seconds",
-    ]
-    with open(out / "regime_table.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    meta = {
-        "device": str(jax.devices()[0]),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "jax_version": jax.__version__,
-        "fracprop_version": fp.__version__,
-        "dtype": "float64",
-        "steps": steps,
-        "quick": args.quick,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-        "seconds": elapsed,
-    }
-    (out / "regime_table.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    meta = metadata(dtype="float64", steps=steps, quick=args.quick, seconds=elapsed)
+    out = write_results(args.out, "regime_table", rows, meta)
     table = compact_table(rows)
     (out / "regime_table.md").write_text(table + "\n")
     print(table)

@@ -15,14 +15,8 @@ grad_mem_slope, ep_mem_slope, replay_mem_slope.
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
-import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import jax
 
@@ -30,6 +24,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import metadata, summary_line, write_results  # noqa: E402
 
 import fracprop as fp  # noqa: E402
 
@@ -139,29 +134,9 @@ def main(argv=None) -> int:
         "synapses": sum(1 for _ in problem.trainable),
         "quick": int(args.quick),
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    keys = sorted({k for r in rows for k in r})
-    with open(out / "gradients.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    meta = {
-        "device": str(jax.devices()[0]),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "jax_version": jax.__version__,
-        "fracprop_version": fp.__version__,
-        "dtype": "float64",
-        "history": "SOE(tol=1e-12)",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-    }
-    payload = {"meta": meta, "rows": rows, "summary": summary}
-    (out / "gradients.json").write_text(json.dumps(payload, indent=2))
-    print(
-        " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
-    )
+    meta = metadata(dtype="float64", history="SOE(tol=1e-12)")
+    write_results(args.out, "gradients", rows, meta, summary)
+    print(summary_line(summary))
     return 0
 
 

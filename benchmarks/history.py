@@ -16,14 +16,8 @@ soe_slope, naive_slope, soe_speedup (naive time / SOE time at the largest N), â€
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime
-import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import jax
 
@@ -31,6 +25,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import metadata, summary_line, write_results  # noqa: E402
 from scipy.special import erfcx  # noqa: E402
 
 import fracprop as fp  # noqa: E402
@@ -150,29 +145,8 @@ def main(argv=None) -> int:
         "speedup_N": n_big,
         "quick": int(args.quick),
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    keys = sorted({k for r in rows for k in r})
-    with open(out / "history.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    meta = {
-        "device": str(jax.devices()[0]),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "jax_version": jax.__version__,
-        "fracprop_version": fp.__version__,
-        "dtype": "float64",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
-    }
-    (out / "history.json").write_text(
-        json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2)
-    )
-    print(
-        " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
-    )
+    write_results(args.out, "history", rows, metadata(dtype="float64"), summary)
+    print(summary_line(summary))
     return 0
 
 

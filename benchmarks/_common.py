@@ -1,0 +1,55 @@
+"""Shared plumbing of the benchmark scripts: run metadata, result files, the summary line."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import jax
+
+import fracprop as fp
+
+
+def metadata(**extra) -> dict:
+    """Device, versions, date and command line of this run (plus ``extra``)."""
+    meta = {
+        "device": str(jax.devices()[0]),
+        "device_kind": jax.devices()[0].device_kind,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "jax_version": jax.__version__,
+        "fracprop_version": fp.__version__,
+        "x64": bool(jax.config.jax_enable_x64),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+    }
+    meta.update(extra)
+    return meta
+
+
+def write_results(out_dir, name: str, rows: list[dict], meta: dict, summary: dict | None = None):
+    """Write ``<name>.csv`` (one row per measurement) and ``<name>.json`` under ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(out / f"{name}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    payload = {"meta": meta, "rows": rows}
+    if summary is not None:
+        payload["summary"] = summary
+    (out / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str))
+    return out
+
+
+def summary_line(summary: dict) -> str:
+    """One line of ``key=value`` pairs (floats to 4 significant digits)."""
+    return " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()
+    )
