@@ -48,6 +48,12 @@ from ._progress import AbstractProgress as AbstractProgress
 from ._progress import NoProgress as NoProgress
 from ._progress import TextProgress as TextProgress
 from ._simulate import RESULTS as RESULTS
+from ._sharding import batch_mesh as batch_mesh
+from ._sharding import replicate as replicate
+from ._sharding import shard_batch as shard_batch
+from ._sharding import sharded_estimate as sharded_estimate
+from ._sharding import sharded_simulate as sharded_simulate
+from ._sharding import sharded_step as sharded_step
 from ._simulate import AbstractAccumulator as AbstractAccumulator
 from ._simulate import SimulationError as SimulationError
 from ._simulate import Trajectory as Trajectory
