@@ -6,6 +6,7 @@ import dataclasses
 from collections import defaultdict
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -150,11 +151,24 @@ class Circuit(eqx.Module):
                 a, b = g.nodes[k]
                 na = "0" if a < 0 else self.node_names[a]
                 nb = "0" if b < 0 else self.node_names[b]
-                lines.append(f"    {name:<10} {na:>8} -> {nb:<8} {g.row(k)}")
+                lines.append(f"    {name:<10} {na:>8} -> {nb:<8} {_row(g, k)}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return self.__str__()
+
+
+def _row(group, k: int) -> str:
+    """Parameter text of element ``k``; for partial trees (trainable parameters or gradients,
+    with ``None`` at the other leaves) the leaves that are present."""
+    leaves = jax.tree_util.tree_flatten_with_path(group, is_leaf=lambda x: x is None)[0]
+    if all(x is not None for _, x in leaves):
+        return group.row(k)
+    parts = []
+    for path, x in leaves:
+        if eqx.is_array(x) and x.ndim >= 1 and x.shape[0] > k:
+            parts.append(f"{jax.tree_util.keystr(path).lstrip('.')}={float(x[k]):.6g}")
+    return " ".join(parts) or "-"
 
 
 def _ground_to_end(pairs, n_nodes):

@@ -45,6 +45,14 @@ def _convert(value: Any, tp: Any, where: str, source: str):
     if origin in (tuple, list):
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{source}: {where}={value!r} must be a list")
+        if len(args) > 1 and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(
+                    f"{source}: {where}={value!r} must be a list of exactly {len(args)} values"
+                )
+            return tuple(
+                _convert(v, a, f"{where}[{k}]", source) for k, (v, a) in enumerate(zip(value, args))
+            )
         item = args[0] if args else Any
         return tuple(_convert(v, item, f"{where}[{k}]", source) for k, v in enumerate(value))
     if tp is float:
@@ -91,7 +99,13 @@ def from_dict(cls: type[T], data: dict, *, source: str = "<config>", prefix: str
             kwargs[name] = _convert(data[name], hints[name], prefix + name, source)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{source}: missing required key {prefix}{name!r}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        where = f" ({prefix.rstrip('.')})" if prefix else ""
+        raise ConfigError(f"{source}{where}: {e}") from None
 
 
 def load_config(cls: type[T], path: str | Path) -> T:

@@ -145,7 +145,9 @@ class Resistors(AbstractBranchGroup):
         return self.g * v
 
     def row(self, k):
-        return f"R={1.0 / float(self.g[k]):.6g} ohm (g={float(self.g[k]):.6g} S)"
+        g = float(self.g[k])
+        r = f"{1.0 / g:.6g}" if g != 0 else "inf"
+        return f"R={r} ohm (g={g:.6g} S)"
 
 
 def pnjlim(v_new: Array, v_old: Array, vt: Array, vcrit: Array) -> Array:

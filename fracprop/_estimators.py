@@ -11,6 +11,8 @@ parameter. See DESIGN §5 for what each rule computes and where it can be truste
 from __future__ import annotations
 
 import abc
+import math
+import numbers
 from typing import ClassVar, Literal
 
 import equinox as eqx
@@ -48,6 +50,23 @@ class AbstractEstimator(eqx.Module):
         else:
             grads = self.one(problem, params, u, t)
         return jax.tree.map(lambda g, m: g * m, grads, problem.mask())
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def _check_positive(who: str, name: str, value) -> None:
+    if not (_is_number(value) and float(value) > 0):
+        raise LearningError(f"{who} {name}={value!r} must be a positive number")
+
+
+def _check_order(who: str, order) -> None:
+    if not (_is_number(order) and 0 <= float(order) <= 1):
+        raise LearningError(
+            f"{who} order={order!r} is not a recognised contrast order: it must lie in [0, 1] "
+            "(0 pointwise, 0.5 the seed's)"
+        )
 
 
 def _check_synapses(problem: LearningProblem, who: str):
@@ -196,19 +215,13 @@ class EP(AbstractEstimator):
     strength: float = eqx.field(static=True, default=1.0)
 
     def __check_init__(self):
-        if not (isinstance(self.beta, int | float) and self.beta > 0):
-            raise LearningError(f"EP beta={self.beta!r} must be a positive number")
+        _check_positive("EP", "beta", self.beta)
         if self.nudge not in ("resistor", "capacitor"):
             raise LearningError(
                 f"EP nudge={self.nudge!r} is not recognised; use 'resistor' or 'capacitor'"
             )
-        if not (isinstance(self.order, int | float) and 0 <= self.order <= 1):
-            raise LearningError(
-                f"EP order={self.order!r} is not a recognised contrast order; use 0 "
-                "(pointwise), 0.5 (the seed's) or another value in [0, 1]"
-            )
-        if not self.strength > 0:
-            raise LearningError(f"EP strength={self.strength!r} must be positive")
+        _check_order("EP", self.order)
+        _check_positive("EP", "strength", self.strength)
 
     def contrast(self, problem, params, inputs, targets, beta):
         """Q_l(β) for every synapse, accumulated online (no trajectory is stored)."""
@@ -256,10 +269,8 @@ class CoupledLearning(AbstractEstimator):
     order: float = eqx.field(static=True, default=0.0)
 
     def __check_init__(self):
-        if not (isinstance(self.eta, int | float) and self.eta > 0):
-            raise LearningError(f"CoupledLearning eta={self.eta!r} must be a positive number")
-        if not (isinstance(self.order, int | float) and 0 <= self.order <= 1):
-            raise LearningError(f"CoupledLearning order={self.order!r} must lie in [0, 1]")
+        _check_positive("CoupledLearning", "eta", self.eta)
+        _check_order("CoupledLearning", self.order)
 
     def one(self, problem, params, inputs, targets):
         circuit = problem.combine(params)
@@ -299,6 +310,9 @@ class Replay(AbstractEstimator):
     """
 
     order: float = eqx.field(static=True, default=0.0)
+
+    def __check_init__(self):
+        _check_order("Replay", self.order)
 
     def one(self, problem, params, inputs, targets):
         circuit = problem.combine(params)
@@ -374,6 +388,9 @@ class Autodiff(AbstractEstimator):
     synapses_only: ClassVar[bool] = False
     order: float = eqx.field(static=True, default=0.0)
 
+    def __check_init__(self):
+        _check_order("Autodiff", self.order)
+
     def one(self, problem, params, inputs, targets):
         return jax.grad(lambda p: problem.loss(p, inputs, targets, self.order))(params)
 
@@ -387,6 +404,10 @@ class FiniteDifference(AbstractEstimator):
     synapses_only: ClassVar[bool] = False
     rel_step: float = eqx.field(static=True, default=1e-5)
     order: float = eqx.field(static=True, default=0.0)
+
+    def __check_init__(self):
+        _check_positive("FiniteDifference", "rel_step", self.rel_step)
+        _check_order("FiniteDifference", self.order)
 
     def one(self, problem, params, inputs, targets):
         flat, unravel = ravel_pytree(params)

@@ -36,6 +36,25 @@ class NetworkSpec:
     hidden_capacitor_law: str = "linear"
     seed: int = 0
 
+    def __post_init__(self):
+        for key in ("law", "hidden_capacitor_law"):
+            if getattr(self, key) not in LAWS:
+                raise ValueError(
+                    f"{key}={getattr(self, key)!r} is not a known law; use one of {', '.join(LAWS)}"
+                )
+        if self.n_in < 1 or self.n_out < 1 or not self.hidden or min(self.hidden) < 1:
+            raise ValueError(
+                f"n_in={self.n_in}, hidden={self.hidden}, n_out={self.n_out}: every layer needs "
+                "at least one node"
+            )
+        if not 0 < self.alpha <= 1:
+            raise ValueError(f"alpha={self.alpha} must lie in (0, 1]")
+        lo, hi = self.g_syn
+        if not 0 < lo <= hi:
+            raise ValueError(f"g_syn={self.g_syn} must be a range 0 < low <= high")
+        if self.tau <= 0 or self.g_mem <= 0 or self.psi0 <= 0:
+            raise ValueError("tau, g_mem and psi0 must be positive")
+
 
 def layered_network(spec: NetworkSpec = NetworkSpec()) -> tuple[Circuit, tuple, tuple]:
     """Build the network; returns ``(circuit, input source names, output node names)``.

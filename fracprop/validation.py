@@ -99,6 +99,28 @@ class ValidationConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     sweep_omega_tau: float = 1.0
 
+    def __post_init__(self):
+        positive = {
+            "steps": [self.steps],
+            "steps_sweep": self.steps_sweep,
+            "beta": [self.beta],
+            "eta": [self.eta],
+            "betas": self.betas,
+            "omega_tau": self.omega_tau,
+            "beta_omega_tau": [self.beta_omega_tau],
+            "periods": self.periods,
+            "depths": self.depths,
+            "widths": self.widths,
+            "sweep_omega_tau": [self.sweep_omega_tau],
+        }
+        for key, values in positive.items():
+            for x in values:
+                if not x > 0:
+                    raise ValueError(f"{key}={x!r} must be a positive number")
+        for a in self.alphas:
+            if not 0 < a <= 1:
+                raise ValueError(f"alphas: alpha={a!r} must lie in (0, 1]")
+
 
 ESTIMATOR_NAMES = ("replay", "ep", "ep_symmetric", "ep_half", "ep_capacitor", "coupled")
 
