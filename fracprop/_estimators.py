@@ -22,7 +22,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ._circuit import Circuit
-from ._elements import Capacitors, Resistors, StepSetup, VSources
+from ._elements import Capacitors, ISources, Resistors, StepSetup, VSources
 from ._history import AbstractHistory
 from ._laws import Linear
 from ._learning import LearningError, LearningProblem
@@ -137,33 +137,34 @@ def _q(acc, order):
 
 
 def _with_targets(circuit: Circuit, outputs, targets, dt, kind: str, strength) -> Circuit:
-    """Append one nudge element per output, tied to a target-voltage node (DESIGN §5).
+    """Couple every output to its target by a nudge element of the given strength (DESIGN §5).
 
-    The new nodes and groups go after the existing ones, so branch and node indices of the
-    original circuit are unchanged.
+    Written in Norton form, so no node is added: a resistor ``S`` from the output to a target
+    voltage ``T`` is a conductance ``S`` to ground plus an injected current ``S·T``; a
+    capacitor ``S`` to ``T`` (backward Euler, from rest) is a capacitor ``S`` to ground plus an
+    injected current ``S·(T[n] − T[n−1])/h`` with ``T[0]`` taken as 0 (the run starts from rest).
+    The new groups go after the existing ones, so branch and node indices are unchanged.
     """
-    n = circuit.n_nodes
     k_out = len(outputs)
-    t_nodes = tuple(f"__target_{k}" for k in range(k_out))
     names = tuple(f"__nudge_{k}" for k in range(k_out))
-    pairs = tuple((circuit.node_names.index(o), n + k) for k, o in enumerate(outputs))
+    pairs = tuple((circuit.node_names.index(o), -1) for o in outputs)
     values = jnp.full((k_out,), strength)
     if kind == "resistor":
         nudge = Resistors(names, pairs, values)
+        drive = strength * targets
     else:
         nudge = Capacitors(names, pairs, values, Linear())
-    vs = circuit.vsources
-    sources = VSources(
-        vs.names + tuple(f"__VT{k}" for k in range(k_out)),
-        vs.nodes + tuple((n + k, -1) for k in range(k_out)),
-        vs.waveforms + tuple(Sampled(targets[k], dt) for k in range(k_out)),
+        rest = targets.at[:, 0].set(0.0)
+        steps = jnp.diff(rest, axis=1, prepend=rest[:, :1]) / dt
+        drive = strength * steps
+    isrc = circuit.isources
+    sources = ISources(
+        isrc.names + tuple(f"__IT{k}" for k in range(k_out)),
+        isrc.nodes + tuple((-1, circuit.node_names.index(o)) for o in outputs),
+        isrc.waveforms + tuple(Sampled(drive[k], dt) for k in range(k_out)),
     )
     return Circuit(
-        circuit.node_names + t_nodes,
-        circuit.groups + (nudge,),
-        sources,
-        circuit.isources,
-        circuit.title,
+        circuit.node_names, circuit.groups + (nudge,), circuit.vsources, sources, circuit.title
     )
 
 
