@@ -72,6 +72,8 @@ from scipy.special import erfcx
 
 jax.config.update("jax_enable_x64", True)
 
+from _common import cpu_model, git_commit  # noqa: E402
+
 import fracprop as fp  # noqa: E402
 
 # ---- fdeint problem: D^{1/2} y = -LAM y, y(0) = 1 on [0, T_FDE] -------------------------------
@@ -132,29 +134,6 @@ RC_COLUMNS = (
 
 
 # ------------------------------------------------------------------------------- helpers
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
 
 
 def dist_version(name: str) -> str | None:
