@@ -11,14 +11,15 @@ at every node and the source equations ``v[a] − v[b] = E(t_n)`` form the nonli
 solved by Newton's method with SPICE's junction limiting. The Jacobian is stamped from the
 incremental conductances ``di_b/dv_b``.
 
-Differentiation: the Newton iteration runs on stopped gradients and is followed by one Newton
-step ``x = x̃ − J(x̃)^{-1} F(x̃)`` that carries all derivatives. At a converged ``x̃`` this is
-exactly the implicit-function-theorem derivative, so `jax.grad`, `jax.jacfwd` and `jax.vmap`
+Differentiation: the Newton iteration runs on stopped gradients; its converged value ``x*``
+carries a custom JVP, ``ẋ = −J(x*)^{-1} ∂F/∂θ · θ̇``: exactly the implicit-function-theorem
+derivative, at no cost when no derivative is taken. So `jax.grad`, `jax.jacfwd` and `jax.vmap`
 all work without differentiating through the loop.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -237,6 +238,42 @@ def _implicit_step(mna: _MNA, currents, x_star, e, i_src):
     i, g = jax.jvp(currents, (vb,), (jnp.ones_like(vb),))
     f = mna.residual(x_star, i, e, i_src)
     return x_star - jnp.linalg.solve(mna.jacobian(g, x_star.dtype), f)
+
+
+def _branch_currents(circuit, pres, setup, vb):
+    """Every branch current of the transient step for branch voltages ``vb``."""
+    gs = circuit.groups
+    parts = zip(gs, _split(gs, vb), pres)
+    return _concat([g.current(v, p, setup) for g, v, p in parts], vb.dtype)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _converged(mna: _MNA, x_star, ctx):
+    """The converged Newton solution, with the implicit-function-theorem derivative.
+
+    The value is ``x_star`` itself (no extra solve). The tangent is
+    ``−J(x*)^{-1} ∂F/∂ctx · ctx'`` where ``ctx = (circuit, history, setup, E(t), I(t))``
+    holds everything the step's residual depends on besides ``x``.
+    """
+    return x_star
+
+
+@_converged.defjvp
+def _converged_jvp(mna, primals, tangents):
+    x_star, ctx = primals
+    _, dctx = tangents
+    vb = mna.branch_voltages(x_star)
+
+    def residual(ctx):
+        circuit, pres, setup, e, i_src = ctx
+        return mna.residual(x_star, _branch_currents(circuit, pres, setup, vb), e, i_src)
+
+    _, df = jax.jvp(residual, (ctx,), (dctx,))
+    circuit, pres, setup, _, _ = ctx
+    _, g = jax.jvp(
+        lambda v: _branch_currents(circuit, pres, setup, v), (vb,), (jnp.ones_like(vb),)
+    )
+    return x_star, -jnp.linalg.solve(mna.jacobian(g, x_star.dtype), df)
 
 
 def _split(groups, vb):
@@ -498,7 +535,7 @@ def _run(
             atol=atol,
         )
         currents, _ = make(circuit, pres)
-        x = _implicit_step(mna, currents, jax.lax.stop_gradient(x_star), e, i_src)
+        x = _converged(mna, jax.lax.stop_gradient(x_star), (circuit, pres, setup, e, i_src))
         vb = mna.branch_voltages(x)
         new_states = tuple(
             g.advance(s, v, p, nstep, setup)
