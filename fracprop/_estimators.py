@@ -26,7 +26,7 @@ from ._elements import Capacitors, ISources, Resistors, StepSetup, VSources
 from ._history import AbstractHistory
 from ._laws import Linear
 from ._learning import LearningError, LearningProblem
-from ._simulate import _MNA, AbstractAccumulator, _transient_mna
+from ._simulate import _MNA, AbstractAccumulator
 from ._waveforms import Sampled
 
 
@@ -334,18 +334,14 @@ def replay(circuit: Circuit, problem: LearningProblem, g_branch, drive, out_node
     steps = problem.steps
     dt = jnp.asarray(problem.dt, g_branch.dtype)
     setup = StepSetup(dt=dt, steps=steps, kernel=problem.kernel, history=problem.history)
-    base = _transient_mna(circuit)
     n = circuit.n_nodes
     # Same topology; the only current sources are the error currents injected from ground
     # into the output nodes (the circuit's own current sources are open in the replay).
-    mna = _MNA(
+    mna = _MNA.from_pairs(
         n,
-        base.a,
-        base.b,
-        base.va,
-        base.vb,
-        tuple(n for _ in out_nodes),
-        tuple(int(k) for k in out_nodes),
+        [ab for g in circuit.groups for ab in g.nodes],
+        circuit.vsources.nodes,
+        [(-1, int(k)) for k in out_nodes],
     )
     groups = circuit.groups
     sizes = [len(g) for g in groups]

@@ -25,7 +25,6 @@ import numpy as np
 
 from ._circuit import Circuit, CircuitError
 from ._custom_types import Array
-from ._elements import AbstractSourceGroup
 from ._history import AbstractHistory, Exact
 from ._kernels import GL, AbstractKernel
 from ._simulate import Trajectory, simulate
@@ -59,6 +58,16 @@ def _parse_selection(circuit: Circuit, trainable) -> tuple[tuple[str, str], ...]
         trainable = [trainable]
     pairs: list[tuple[str, str]] = []
     for pattern in trainable:
+        if isinstance(pattern, tuple) and len(pattern) == 2:
+            # An already resolved (element, parameter) pair, as in `LearningProblem.trainable`.
+            name, p = pattern
+            try:
+                circuit.get(name, p)
+            except CircuitError as e:
+                raise LearningError(f"trainable {pattern!r}: {e}") from None
+            if pattern not in pairs:
+                pairs.append(pattern)
+            continue
         if not isinstance(pattern, str) or not pattern:
             raise LearningError(f"trainable entries must be strings; got {pattern!r}")
         glob, _, param = pattern.partition(".")
@@ -94,7 +103,8 @@ class LearningProblem(eqx.Module):
     - ``outputs``: names of the output nodes (their voltages are compared with the targets).
     - ``dt``, ``steps``: the time grid ``t_n = n·dt``, ``n = 0 … steps``.
     - ``trainable``: element-name patterns, optionally with a parameter (``"R*"``,
-      ``"M1.alpha"``); default every linear resistor's conductance (the synapses).
+      ``"M1.alpha"``), or ``(element, parameter)`` pairs; default every linear resistor's
+      conductance (the synapses).
     - ``kernel``, ``history``: as in `simulate`.
 
     Data: inputs of shape ``(len(inputs), steps + 1)`` and targets of shape
@@ -157,24 +167,24 @@ class LearningProblem(eqx.Module):
         self.history = history
 
     # -- parameters ------------------------------------------------------------------------
-    def _holders(self):
-        """For each trainable (element, param): the group index, entry index and holder path."""
+    def _leaf_getters(self):
+        """For each trainable (element, param): its entry index and a getter of its leaf."""
         out = []
         for name, p in self.trainable:
             gi, g, k = self.circuit._locate(name)
-            holder = self.circuit._param_holder(g, p, name)
-            out.append((gi, k, holder is not g, p))
-        return out
-
-    def _spec(self):
-        """Filter spec: True at the leaves that hold trainable parameters."""
-        spec = jax.tree.map(lambda _: False, self.circuit)
-        for gi, _, in_law, p in self._holders():
+            in_law = self.circuit._param_holder(g, p, name) is not g
 
             def where(c, gi=gi, in_law=in_law, p=p):
                 grp = c.groups[gi]
                 return getattr(grp.law if in_law else grp, p)
 
+            out.append((k, where))
+        return out
+
+    def _spec(self):
+        """Filter spec: True at the leaves that hold trainable parameters."""
+        spec = jax.tree.map(lambda _: False, self.circuit)
+        for _, where in self._leaf_getters():
             spec = eqx.tree_at(where, spec, True)
         return spec
 
@@ -185,14 +195,30 @@ class LearningProblem(eqx.Module):
     def mask(self):
         """Same structure as `params`: 1 on selected entries, 0 on the others of a leaf."""
         mask = jax.tree.map(jnp.zeros_like, self.params())
-        for gi, k, in_law, p in self._holders():
-
-            def where(c, gi=gi, in_law=in_law, p=p):
-                grp = c.groups[gi]
-                return getattr(grp.law if in_law else grp, p)
-
+        for k, where in self._leaf_getters():
             mask = eqx.tree_at(where, mask, replace_fn=lambda x, k=k: x.at[k].set(1.0))
         return mask
+
+    def replace(self, **changes) -> LearningProblem:
+        """A copy with some constructor arguments changed (``circuit``, ``trainable``, …).
+
+        The trainable selection is kept, by element name, unless ``trainable`` is given.
+        """
+        kwargs = dict(
+            circuit=self.circuit,
+            inputs=self.inputs,
+            outputs=self.outputs,
+            dt=self.dt,
+            steps=self.steps,
+            trainable=self.trainable,
+            kernel=self.kernel,
+            history=self.history,
+        )
+        unknown = set(changes) - set(kwargs)
+        if unknown:
+            raise TypeError(f"LearningProblem.replace got unknown arguments {sorted(unknown)}")
+        kwargs.update(changes)
+        return LearningProblem(kwargs.pop("circuit"), **kwargs)
 
     def combine(self, params) -> Circuit:
         """The circuit with its trainable leaves replaced by ``params``."""
@@ -267,4 +293,4 @@ def fractional_integral(x: Array, order: float, dt: float, kernel: AbstractKerne
     return dt**order * conv(x)
 
 
-__all__ = ["AbstractSourceGroup", "LearningError", "LearningProblem", "fractional_integral"]
+__all__ = ["LearningError", "LearningProblem", "fractional_integral"]

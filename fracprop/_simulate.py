@@ -153,6 +153,16 @@ class _MNA(eqx.Module):
     ia: tuple[int, ...] = eqx.field(static=True)  # current sources
     ib: tuple[int, ...] = eqx.field(static=True)
 
+    @classmethod
+    def from_pairs(cls, n_nodes: int, branches, voltage_branches, current_sources) -> _MNA:
+        """Layout from ``(a, b)`` node pairs (ground ``-1``) of the three kinds of branch."""
+
+        def split(pairs):
+            pairs = [tuple(n_nodes if k < 0 else int(k) for k in p) for p in pairs]
+            return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+
+        return cls(n_nodes, *split(branches), *split(voltage_branches), *split(current_sources))
+
     @property
     def size(self) -> int:
         return self.n_nodes + len(self.va)
@@ -240,6 +250,12 @@ def _implicit_step(mna: _MNA, currents, x_star, e, i_src):
     return x_star - jnp.linalg.solve(mna.jacobian(g, x_star.dtype), f)
 
 
+def _branch_limit(groups, v_new, v_old):
+    """Newton voltage limiting of every branch (identity except for junctions)."""
+    parts = zip(groups, _split(groups, v_new), _split(groups, v_old))
+    return _concat([g.limit(a, b) for g, a, b in parts], v_new.dtype)
+
+
 def _branch_currents(circuit, pres, setup, vb):
     """Every branch current of the transient step for branch voltages ``vb``."""
     gs = circuit.groups
@@ -270,9 +286,7 @@ def _converged_jvp(mna, primals, tangents):
 
     _, df = jax.jvp(residual, (ctx,), (dctx,))
     circuit, pres, setup, _, _ = ctx
-    _, g = jax.jvp(
-        lambda v: _branch_currents(circuit, pres, setup, v), (vb,), (jnp.ones_like(vb),)
-    )
+    _, g = jax.jvp(lambda v: _branch_currents(circuit, pres, setup, v), (vb,), (jnp.ones_like(vb),))
     return x_star, -jnp.linalg.solve(mna.jacobian(g, x_star.dtype), df)
 
 
@@ -305,22 +319,15 @@ def _tolerances(dtype, rtol, atol):
 
 
 def _dc_mna(circuit: Circuit) -> tuple[_MNA, list, list]:
-    n = circuit.n_nodes
     cond = [g for g in circuit.groups if g.dc == "conductor"]
     shorts = [g for g in circuit.groups if g.dc == "short"]
-    pairs = [ab for g in cond for ab in g.nodes]
-    vpairs = list(circuit.vsources.nodes) + [ab for g in shorts for ab in g.nodes]
-
-    def fix(p):
-        return tuple(n if k < 0 else k for k in p)
-
-    a = tuple(fix(p)[0] for p in pairs)
-    b = tuple(fix(p)[1] for p in pairs)
-    ia = tuple(fix(p)[0] for p in circuit.isources.nodes)
-    ib = tuple(fix(p)[1] for p in circuit.isources.nodes)
-    va = tuple(fix(p)[0] for p in vpairs)
-    vb = tuple(fix(p)[1] for p in vpairs)
-    return _MNA(n, a, b, va, vb, ia, ib), cond, shorts
+    mna = _MNA.from_pairs(
+        circuit.n_nodes,
+        [ab for g in cond for ab in g.nodes],
+        list(circuit.vsources.nodes) + [ab for g in shorts for ab in g.nodes],
+        circuit.isources.nodes,
+    )
+    return mna, cond, shorts
 
 
 def dc_operating_point(circuit: Circuit, t0, *, max_iter=200, rtol=None, atol=None):
@@ -345,11 +352,7 @@ def dc_operating_point(circuit: Circuit, t0, *, max_iter=200, rtol=None, atol=No
         def currents(vb):
             return _concat([g.dc_current(v) for g, v in zip(groups, _split(groups, vb))], dtype)
 
-        def limit(vnew, vold):
-            parts = zip(groups, _split(groups, vnew), _split(groups, vold))
-            return _concat([g.limit(a, b) for g, a, b in parts], dtype)
-
-        return currents, limit
+        return currents, functools.partial(_branch_limit, groups)
 
     c_const = _stop(circuit)
     currents, limit = make(c_const)
@@ -407,21 +410,11 @@ class AbstractAccumulator(eqx.Module):
 
 
 def _transient_mna(circuit: Circuit) -> _MNA:
-    n = circuit.n_nodes
-    a, b = circuit.incidence()
-
-    def fix(pairs, i):
-        return tuple(int(n if p[i] < 0 else p[i]) for p in pairs)
-
-    vs, is_ = circuit.vsources.nodes, circuit.isources.nodes
-    return _MNA(
-        n,
-        tuple(int(k) for k in a),
-        tuple(int(k) for k in b),
-        fix(vs, 0),
-        fix(vs, 1),
-        fix(is_, 0),
-        fix(is_, 1),
+    return _MNA.from_pairs(
+        circuit.n_nodes,
+        [ab for g in circuit.groups for ab in g.nodes],
+        circuit.vsources.nodes,
+        circuit.isources.nodes,
     )
 
 
@@ -507,26 +500,11 @@ def _run(
         e = circuit.vsources.values(t)
         i_src = circuit.isources.values(t)
         pres = tuple(g.prepare(s, nstep, setup) for g, s in zip(groups, carry.states))
-
-        def make(c, pres):
-            gs = c.groups
-
-            def currents(vb):
-                parts = zip(gs, _split(gs, vb), pres)
-                return _concat([g.current(v, p, setup) for g, v, p in parts], dtype)
-
-            def limit(vnew, vold):
-                parts = zip(gs, _split(gs, vnew), _split(gs, vold))
-                return _concat([g.limit(a, b) for g, a, b in parts], dtype)
-
-            return currents, limit
-
         c_const, pres_const = _stop(circuit), _stop(pres)
-        currents_c, limit_c = make(c_const, pres_const)
         x_star, conv, iters, worst = _newton(
             mna,
-            currents_c,
-            limit_c,
+            functools.partial(_branch_currents, c_const, pres_const, setup),
+            functools.partial(_branch_limit, c_const.groups),
             jax.lax.stop_gradient(carry.x),
             jax.lax.stop_gradient(e),
             jax.lax.stop_gradient(i_src),
@@ -534,7 +512,6 @@ def _run(
             rtol=rtol,
             atol=atol,
         )
-        currents, _ = make(circuit, pres)
         x = _converged(mna, jax.lax.stop_gradient(x_star), (circuit, pres, setup, e, i_src))
         vb = mna.branch_voltages(x)
         new_states = tuple(
@@ -555,6 +532,7 @@ def _run(
             out["x"] = x
             out["iters"] = iters
         if save_currents or save_conductances:
+            currents = functools.partial(_branch_currents, circuit, pres, setup)
             i_b, g_b = jax.jvp(currents, (vb,), (jnp.ones_like(vb),))
             if save_currents:
                 out["i"] = i_b

@@ -140,14 +140,7 @@ def test_autodiff_matches_finite_differences_on_nonlinear_layered_network():
     spec = fp.NetworkSpec(hidden_capacitor_law="tanh", psi0=0.1)
     base, u, targets = fp.regime_problem(1.0, spec=spec, steps=120)
     u = 2 * u
-    problem = fp.LearningProblem(
-        base.circuit,
-        inputs=base.inputs,
-        outputs=base.outputs,
-        dt=base.dt,
-        steps=base.steps,
-        trainable=["R_*", "M_*.g", "M_*.alpha", "M_*.scale", "C_h0_*.c"],
-    )
+    problem = base.replace(trainable=["R_*", "M_*.g", "M_*.alpha", "M_*.scale", "C_h0_*.c"])
     params = problem.params()
     # The circuit really is nonlinear over this drive (measured 2.2 % superposition violation).
     assert superposition_violation(problem, params, u) > 1e-2
@@ -167,13 +160,8 @@ def test_autodiff_matches_finite_differences_every_nonlinear_element():
     # Diodes, tanh and cubic capacitors, tanh fractional memristors, a sinh inductor, and every
     # kind of parameter: conductances, memristor g and α, capacitances, diode is_, inductance.
     base, u, targets = circuit_problem("nonlinear", 1.0, steps=150, amplitude=2.0)
-    problem = fp.LearningProblem(
-        base.circuit,
-        inputs=base.inputs,
-        outputs=base.outputs,
-        dt=base.dt,
-        steps=base.steps,
-        trainable=["R_*", "M_*.alpha", "M_*.g", "C_h*.c", "D_*.is_", "L_out", "C_h0.scale"],
+    problem = base.replace(
+        trainable=["R_*", "M_*.alpha", "M_*.g", "C_h*.c", "D_*.is_", "L_out", "C_h0.scale"]
     )
     params = problem.params()
     assert superposition_violation(problem, params, u) > 1e-2  # measured 5 %
@@ -451,14 +439,7 @@ def _resistor_names(circuit):
 @pytest.mark.parametrize("est", [fp.Autodiff(), fp.Replay(), fp.EP()], ids=repr)
 def test_subset_selection_zeroes_unselected(est):
     full, u, targets = small()
-    sub = fp.LearningProblem(
-        full.circuit,
-        inputs=full.inputs,
-        outputs=full.outputs,
-        dt=full.dt,
-        steps=full.steps,
-        trainable="R_in0_*",
-    )
+    sub = full.replace(trainable="R_in0_*")
     names = _resistor_names(full.circuit)
     selected = np.array([n.startswith("R_in0_") for n in names])
     assert selected.sum() == 4
@@ -474,14 +455,7 @@ def test_subset_selection_zeroes_unselected(est):
 
 def test_memristor_order_trainable_with_autodiff():
     base, u, targets = small()
-    problem = fp.LearningProblem(
-        base.circuit,
-        inputs=base.inputs,
-        outputs=base.outputs,
-        dt=base.dt,
-        steps=base.steps,
-        trainable="M_*.alpha",
-    )
+    problem = base.replace(trainable="M_*.alpha")
     assert problem.trainable == tuple((f"M_h0_{k}", "alpha") for k in range(4))
     params = problem.params()
     ad = fp.Autodiff()(problem, params, u, targets)
@@ -494,14 +468,7 @@ def test_memristor_order_trainable_with_autodiff():
 @pytest.mark.parametrize("est", [fp.EP(), fp.Replay(), fp.CoupledLearning()], ids=repr)
 def test_local_rules_reject_non_synapse_parameters(est):
     base, u, targets = small()
-    problem = fp.LearningProblem(
-        base.circuit,
-        inputs=base.inputs,
-        outputs=base.outputs,
-        dt=base.dt,
-        steps=base.steps,
-        trainable="M_*.alpha",
-    )
+    problem = base.replace(trainable="M_*.alpha")
     with pytest.raises(fp.LearningError, match="linear-resistor conductances only") as e:
         est(problem, problem.params(), u, targets)
     assert "M_h0_0" in str(e.value) and "alpha" in str(e.value)
@@ -510,11 +477,22 @@ def test_local_rules_reject_non_synapse_parameters(est):
 # ----------------------------------------------------------------------------- 11. bad input
 def _problem(**kw):
     base, _, _ = small()
-    args = dict(
-        inputs=base.inputs, outputs=base.outputs, dt=base.dt, steps=base.steps, trainable=None
+    return base.replace(**{"trainable": None, **kw})
+
+
+def test_replace_keeps_everything_else():
+    base, _, _ = small()
+    sub = base.replace(trainable="R_in0_*")
+    assert (sub.inputs, sub.outputs, sub.dt, sub.steps) == (
+        base.inputs,
+        base.outputs,
+        base.dt,
+        base.steps,
     )
-    args.update(kw)
-    return fp.LearningProblem(base.circuit, **args)
+    assert sub.trainable == tuple((n, "g") for n, _ in base.trainable if n.startswith("R_in0_"))
+    assert sub.replace(steps=base.steps).trainable == sub.trainable  # kept by element name
+    with pytest.raises(TypeError, match="unknown arguments"):
+        base.replace(stepz=3)
 
 
 def test_learning_error_is_value_error():

@@ -50,14 +50,7 @@ def test_soe_short_runs_use_a_shorter_near_field():
 
 def test_replay_is_exact_with_soe_history():
     problem, u, targets = fp.regime_problem(1.0, steps=200)
-    problem = fp.LearningProblem(
-        problem.circuit,
-        inputs=problem.inputs,
-        outputs=problem.outputs,
-        dt=problem.dt,
-        steps=problem.steps,
-        history=fp.SOE(),
-    )
+    problem = problem.replace(history=fp.SOE())
     params = problem.params()
     ref = fp.Autodiff()(problem, params, u, targets)
     rep = fp.Replay()(problem, params, u, targets)
