@@ -72,7 +72,7 @@ from scipy.special import erfcx
 
 jax.config.update("jax_enable_x64", True)
 
-from _common import cpu_model, git_commit  # noqa: E402
+from _common import cpu_model, git_commit, summary_line  # noqa: E402
 
 import fracprop as fp  # noqa: E402
 
@@ -221,6 +221,22 @@ def history_backends() -> tuple[dict, dict]:
     return backends, skipped
 
 
+def _fde_row(solver: str, history: str, n: int, r: dict, role: str) -> dict:
+    """One CSV row for a timed run of the scalar problem."""
+    return {
+        "solver": solver,
+        "history": history,
+        "N": n,
+        "first_call_s": r["first_call_s"],
+        "min_s": min(r["times_s"]),
+        "median_s": statistics.median(r["times_s"]),
+        "repeats": len(r["times_s"]),
+        "max_err": r["max_err"],
+        "err_at_T": r["err_at_T"],
+        "role": role,
+    }
+
+
 def run_fracprop_fde(circuit, n: int, history, repeats: int) -> dict:
     dt = T_FDE / n
     fn = jax.jit(lambda c: fp.simulate(c, dt=dt, steps=n, history=history, throw=False))
@@ -328,20 +344,7 @@ def part_fdeint(args, repeats: int) -> dict:
                 dev = float(np.max(np.abs(r["y"] - exact_y)))
                 if dev > SOE_VS_EXACT_TOL:
                     raise SystemExit(f"fracprop {hname} N={n} deviates from Exact by {dev:.3g}")
-            rows.append(
-                {
-                    "solver": "fracprop",
-                    "history": hname,
-                    "N": n,
-                    "first_call_s": r["first_call_s"],
-                    "min_s": min(r["times_s"]),
-                    "median_s": statistics.median(r["times_s"]),
-                    "repeats": len(r["times_s"]),
-                    "max_err": r["max_err"],
-                    "err_at_T": r["err_at_T"],
-                    "role": "equal_N",
-                }
-            )
+            rows.append(_fde_row("fracprop", hname, n, r, "equal_N"))
             print(
                 f"fracprop {hname:<6} N={n:<6} first {r['first_call_s']:6.2f} s  "
                 f"min {min(r['times_s']):8.4f} s  max err {r['max_err']:.3e}  "
@@ -360,20 +363,7 @@ def part_fdeint(args, repeats: int) -> dict:
             print(out["reason"], flush=True)
             return out
         last_fdeint = (n, min(r["times_s"]))
-        rows.append(
-            {
-                "solver": "fdeint",
-                "history": "full (PECE)",
-                "N": n,
-                "first_call_s": r["first_call_s"],
-                "min_s": min(r["times_s"]),
-                "median_s": statistics.median(r["times_s"]),
-                "repeats": len(r["times_s"]),
-                "max_err": r["max_err"],
-                "err_at_T": r["err_at_T"],
-                "role": "equal_N",
-            }
-        )
+        rows.append(_fde_row("fdeint", "full (PECE)", n, r, "equal_N"))
         print(
             f"fdeint          N={n:<6} first {r['first_call_s']:6.2f} s  "
             f"min {min(r['times_s']):8.4f} s  max err {r['max_err']:.3e}  "
@@ -416,18 +406,7 @@ def part_fdeint(args, repeats: int) -> dict:
             del todo[metric]
             suffix = "" if metric == "max_err" else "_at_T"
             rows.append(
-                {
-                    "solver": "fdeint",
-                    "history": "full (PECE)",
-                    "N": n,
-                    "first_call_s": r["first_call_s"],
-                    "min_s": min(r["times_s"]),
-                    "median_s": statistics.median(r["times_s"]),
-                    "repeats": len(r["times_s"]),
-                    "max_err": r["max_err"],
-                    "err_at_T": r["err_at_T"],
-                    "role": f"matched_{metric}_of_fracprop_N{n_max}",
-                }
+                _fde_row("fdeint", "full (PECE)", n, r, f"matched_{metric}_of_fracprop_N{n_max}")
             )
             out["headline"].update(
                 {
@@ -1000,9 +979,7 @@ def main(argv=None) -> int:
         "correct": 1,
         "quick": int(args.quick),
     }
-    print(
-        " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
-    )
+    print(summary_line(summary))
     return 0
 
 

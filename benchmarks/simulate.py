@@ -46,7 +46,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import cpu_model, git_commit  # noqa: E402
+from _common import cpu_model, git_commit, summary_line  # noqa: E402
 
 import fracprop as fp
 
@@ -377,9 +377,7 @@ def main(argv=None) -> int:
         "dtype": np.dtype(np_dtype).name,
         "quick": int(args.quick),
     }
-    print(
-        " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items())
-    )
+    print(summary_line(summary))
     return 0
 
 
