@@ -49,7 +49,28 @@ def test_fractional_rc_matches_mittag_leffler(alpha):
     # convention of DESIGN §2's measurements) is below 1e-4·V. (The largest error over the
     # probes, at t = 1.25τ, is 1.2e-4·V for α = 0.7: the kernel is first order.)
     assert final_error_4096 <= 1e-4, final_error_4096
-    assert errs[-1] <= 2e-4, errs
+
+
+@pytest.mark.parametrize(
+    "alpha",
+    [
+        0.5,
+        pytest.param(
+            0.7,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="the stricter reading of the issue's bound is not met: at N = 4096 the "
+                "GL error at t = 1.25τ is 1.19e-4·V > 1e-4·V for α = 0.7 (first-order kernel)",
+            ),
+        ),
+    ],
+)
+def test_fractional_rc_error_bound_from_one_time_constant_on(alpha):
+    # The 1e-4·V bound at every probe t ∈ {1.25, 2.5, 3.75, 5}·τ, not only at the end.
+    probe = np.array([1.25, 2.5, 3.75, 5.0])
+    _, v, _ = _rc_errors(alpha, 4096)
+    idx = np.round(probe / (T_END / 4096)).astype(int)
+    assert np.max(np.abs(v[idx] - _ml_reference(alpha, probe))) <= 1e-4
 
 
 def test_fractional_rc_initial_layer_is_order_alpha():
