@@ -14,6 +14,7 @@ Ends with one line of key=value pairs (replay_rel_err, ep_quasistatic_cos, …).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -23,6 +24,7 @@ jax.config.update("jax_enable_x64", True)
 
 from _common import metadata, write_results  # noqa: E402
 
+import fracprop as fp  # noqa: E402
 from fracprop import validation  # noqa: E402
 
 ESTIMATORS = ("replay", "ep", "ep_symmetric", "ep_half", "ep_capacitor", "coupled")
@@ -43,6 +45,24 @@ def compact_table(rows) -> str:
             cells.append(f"{r['cosine']:.5f} / {r['rel_l2']:.2g}")
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def quasi_static_rows(steps: int) -> list[dict]:
+    """EP's exact β → 0 limit against jax.grad as ωτ → 0, with and without neuron memory.
+
+    The default neurons are tanh fractional memristors (α = ½); with α = 1 they are memoryless
+    nonlinear resistors. Shows whether EP converges to the gradient in the quasi-static limit.
+    """
+    rows = []
+    for alpha in (0.5, 1.0):
+        spec = dataclasses.replace(fp.NetworkSpec(), alpha=alpha)
+        for wt in (1e-3, 1e-4):
+            problem, u, targets = fp.regime_problem(wt, spec=spec, steps=steps)
+            params = problem.params()
+            ref = fp.Autodiff()(problem, params, u, targets)
+            m = validation.compare(fp.EP(limit=True)(problem, params, u, targets), ref)["overall"]
+            rows.append({"alpha": alpha, "omega_tau": wt, **m})
+    return rows
 
 
 def main(argv=None) -> int:
@@ -72,11 +92,19 @@ def main(argv=None) -> int:
         print(f"FAILED: replay deviates from jax.grad by {replay_err:.3e}", file=sys.stderr)
         return 1
 
+    qs = quasi_static_rows(steps)
     meta = metadata(dtype="float64", steps=steps, quick=args.quick, seconds=elapsed)
     out = write_results(args.out, "regime_table", rows, meta)
+    write_results(args.out, "ep_quasi_static", qs, meta)
     table = compact_table(rows)
     (out / "regime_table.md").write_text(table + "\n")
     print(table)
+    print("\nEP(limit=True) against jax.grad in the quasi-static limit:")
+    for r in qs:
+        print(
+            f"  alpha={r['alpha']:g} omega_tau={r['omega_tau']:g}: cosine {r['cosine']:.6f}, "
+            f"norm ratio {r['norm_ratio']:.5f}"
+        )
 
     def cos(name, pred):
         return min(r["cosine"] for r in rows if r["estimator"] == name and pred(r["omega_tau"]))
@@ -87,6 +115,8 @@ def main(argv=None) -> int:
         "ep_half_quasistatic_cos": f"{cos('ep_half', lambda x: x <= 0.01):.6f}",
         "ep_dynamic_cos": f"{cos('ep', lambda x: x >= 1.0):.4f}",
         "coupled_quasistatic_cos": f"{cos('coupled', lambda x: x <= 0.01):.6f}",
+        "ep_limit_norm_ratio_frac_1e-4": f"{qs[1]['norm_ratio']:.5f}",
+        "ep_limit_norm_ratio_alpha1_1e-4": f"{qs[3]['norm_ratio']:.5f}",
         "seconds": f"{elapsed:.1f}",
         "quick": int(args.quick),
     }
