@@ -1,4 +1,4 @@
-"""Command-line interface: ``fracprop simulate`` and ``fracprop validate``."""
+"""Command-line interface: ``fracprop simulate``, ``fracprop validate`` and ``fracprop train``."""
 
 from __future__ import annotations
 
@@ -156,6 +156,41 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import fracprop as fp
+
+    try:
+        cfg = fp.load_train_config(args.config)
+    except fp.ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = args.out
+    if out is None and args.resume is None:
+        out = str(Path("runs") / "train" / Path(args.config).stem)
+    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    try:
+        result = fp.train(
+            cfg,
+            out=out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            log=log,
+        )
+    except fp.TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (fp.TrainingError, fp.ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    log(f"wrote {result.out}")
+    print(fp.train_summary_line(result.summary))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fracprop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,6 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--out", default="runs/validate", help="output folder")
     val.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out")
     val.set_defaults(func=_validate)
+    tr = sub.add_parser(
+        "train",
+        help="train a task's network with a gradient estimator (YAML config)",
+        description="Train with any estimator and optax optimiser; writes the resolved config, "
+        "metrics.jsonl, checkpoint.eqx, params.eqx, summary.json and plots, and ends with one "
+        "line of key=value pairs (final_loss_ratio=..., test_accuracy=... for classification).",
+    )
+    tr.add_argument("config", help="YAML config (see configs/)")
+    tr.add_argument("--out", help="output folder (default runs/train/<config name>)")
+    tr.add_argument("--resume", help="continue the run in this folder from its checkpoint")
+    tr.add_argument("--overwrite", action="store_true", help="reuse a non-empty --out")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    tr.set_defaults(func=_train)
     return parser
 
 
