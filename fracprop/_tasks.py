@@ -170,6 +170,20 @@ class _NetworkOptions:
     min_horizon_tau: float = 10.0
     train_examples: int = 16
     test_examples: int = 8
+    trainable: tuple[str, ...] = ("R*",)
+
+    def _problem(self, circuit, inputs, outputs, dt) -> LearningProblem:
+        try:
+            return LearningProblem(
+                circuit,
+                inputs=inputs,
+                outputs=outputs,
+                dt=dt,
+                steps=self.steps,
+                trainable=list(self.trainable),
+            )
+        except ValueError as e:
+            raise TaskError(f"task.trainable: {e}") from None
 
     def _spec(self, seed: int) -> NetworkSpec:
         _check(self.omega_tau > 0, f"task.omega_tau={self.omega_tau} must be positive")
@@ -214,7 +228,7 @@ class TeacherStudent(_NetworkOptions):
         omega, dt, ts = _time_grid(
             self.omega_tau, spec.tau, self.steps, self.periods, self.min_horizon_tau
         )
-        problem = LearningProblem(circuit, inputs=inputs, outputs=outputs, dt=dt, steps=self.steps)
+        problem = self._problem(circuit, inputs, outputs, dt)
         teacher = problem.params()
         rng = np.random.default_rng(seed + 1)
         student = jax.tree.map(
@@ -274,7 +288,7 @@ class Temporal(_NetworkOptions):
     name: ClassVar[str] = "temporal"
     estimators: ClassVar[tuple[str, ...]] = TRANSIENT_ESTIMATORS
     n_in: int = 1
-    hidden: tuple[int, ...] = (6,)
+    hidden: tuple[int, ...] = (8,)
     filter: Literal["fractional_lowpass", "delay"] = "fractional_lowpass"
     target_alpha: float = 0.5
     target_tau: float = 3.0
@@ -291,7 +305,7 @@ class Temporal(_NetworkOptions):
         omega, dt, ts = _time_grid(
             self.omega_tau, spec.tau, self.steps, self.periods, self.min_horizon_tau
         )
-        problem = LearningProblem(circuit, inputs=inputs, outputs=outputs, dt=dt, steps=self.steps)
+        problem = self._problem(circuit, inputs, outputs, dt)
         n_train, n_test = self.train_examples, self.test_examples
         u = _inputs(n_train + n_test, spec.n_in, ts, omega, seed=1000 * (seed + 1))
         src = u[:, np.arange(spec.n_out) % spec.n_in]  # (examples, n_out, N+1)
