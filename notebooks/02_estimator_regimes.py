@@ -23,12 +23,13 @@
 # four local estimators of dJ/dg_l with the reference, `fp.Autodiff()` (`jax.grad` of J
 # through the whole trajectory):
 #
-# | estimator | what it computes (DESIGN §5) |
-# |---|---|
-# | `Replay()` | adjoint network run on reversed time, driven by the output error: dJ/dg_l = −Σ_n v_l[n] λ_l[n] |
-# | `EP(beta)` | free and nudged phase (outputs tied to targets by a conductance βG): ĝ_l = (Q_l(β) − Q_l(0)) / (2Gβ), Q_l = Σ dt v_l² (seed eq. 33) |
-# | `EP(beta, symmetric=True)` | the same with ±β nudging: (Q_l(β) − Q_l(−β)) / (4Gβ) |
-# | `CoupledLearning(eta)` | outputs clamped at v + η(T − v): (Q_l^clamped − Q_l^free) / (2η) |
+# - `Replay()`: the adjoint network, run on reversed time and driven by the output error;
+#   dJ/dg_l = −Σ_n v_l[n] λ_l[n].
+# - `EP(beta)` (seed eq. 33): a free and a nudged phase, the outputs tied to their targets by
+#   a conductance βG; ĝ_l = (Q_l(β) − Q_l(0)) / (2Gβ) with Q_l = Σ_n dt v_l[n]².
+# - `EP(beta, symmetric=True)`: ±β nudging, ĝ_l = (Q_l(β) − Q_l(−β)) / (4Gβ).
+# - `CoupledLearning(eta)`: outputs clamped at v + η(T − v);
+#   ĝ_l = (Q_l^clamped − Q_l^free) / (2η).
 #
 # The network is `fp.regime_problem(ωτ)`: 2 sampled inputs, 4 hidden neurons (capacitor ∥
 # tanh fractional memristor, α = ½), 1 output, every node time constant τ = 1, inputs
@@ -91,9 +92,7 @@ print(f"{len(OMEGA_TAU)} values of ωτ, {STEPS} steps: {time.perf_counter() - t
 
 print(f"{'ωτ':>6}  {'estimator':<24} {'cosine':>9} {'norm ratio':>10} {'rel. error':>10}")
 for wt, name, m in rows:
-    print(
-        f"{wt:6g}  {name:<24} {m['cosine']:9.5f} {m['norm_ratio']:10.3g} {m['rel_l2']:10.2g}"
-    )
+    print(f"{wt:6g}  {name:<24} {m['cosine']:9.5f} {m['norm_ratio']:10.3g} {m['rel_l2']:10.2g}")
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
@@ -129,8 +128,9 @@ else:
 #   (test bound 1e-6 relative on this nonlinear network; cosine > 1 − 1e-10) at every ωτ.
 # - `EP`, one-sided and symmetric: cosine ≥ 0.9999 in the quasi-static regime (ωτ ≤ 0.01).
 # - `EP` at ωτ = 1: cosine < 0.5, it is not the gradient there.
-# - `CoupledLearning`: cosine ≥ 0.999 at ωτ = 1e-3 (direction only: its norm is the
-#   gradient's times the output's driving-point resistance).
+# - `CoupledLearning`: cosine ≥ 0.999 at ωτ = 1e-3 (direction only: the README gives its
+#   norm as the gradient's scaled by the output's driving-point conductance).
+
 
 # %%
 def metric(name, wt, key="cosine"):
@@ -158,6 +158,6 @@ print("all claims hold")
 #   gradient needs the adjoint, which runs backwards in time, and EP is biased, even
 #   reversed. Symmetric nudging removes the O(β) bias only, so its curve lies on the
 #   one-sided one: the bias is not an O(β) effect.
-# - **Coupled learning** follows EP's direction in the quasi-static regime, with a norm
-#   about 2.5 times the gradient's on this network, so its relative error stays large even
-#   where its cosine is ≈ 1.
+# - **Coupled learning** follows EP's direction in the quasi-static regime, but not its
+#   scale (see the norm ratio in the table), so its relative error stays large even where its
+#   cosine is ≈ 1.
