@@ -75,9 +75,9 @@ from ._train import TrainingDiverged as TrainingDiverged
 from ._train import TrainingError as TrainingError
 from ._train import TrainResult as TrainResult
 from ._train import load_train_config as load_train_config
-from ._train import summary_line as train_summary_line
 from ._train import train as train
 from ._train import train_config_from_dict as train_config_from_dict
+from ._train import train_summary_line as train_summary_line
 from ._waveforms import DC as DC
 from ._waveforms import PWL as PWL
 from ._waveforms import AbstractWaveform as AbstractWaveform

@@ -272,10 +272,15 @@ def partial_mask(params, fraction: float, seed: int):
 
 def make_step(problem, estimator, optimizer, mask, constraints: Constraints):
     """The jitted optimiser step ``(params, opt_state, inputs, targets) -> (params, opt_state,
-    loss, finite)``; ``loss`` is the batch loss *before* the update."""
+    loss, finite)``; ``loss`` is the batch loss *before* the update.
+
+    It is traced once: every call must have the same shapes and dtypes (a second trace raises,
+    via ``eqx.debug.assert_max_traces``), so a training loop never recompiles between steps.
+    """
     import optax
 
     @eqx.filter_jit
+    @eqx.debug.assert_max_traces(max_traces=1)
     def step(params, opt_state, inputs, targets):
         loss = problem.loss(params, inputs, targets)
         grads = estimator(problem, params, inputs, targets)
@@ -421,6 +426,19 @@ class TrainResult:
     out: Path | None
 
 
+def _check_compatible(estimator, problem) -> None:
+    """Fail before tracing when a transient estimator cannot estimate the trainable set."""
+    from ._estimators import AbstractEstimator, _check_synapses
+    from ._learning import LearningProblem
+
+    if (
+        isinstance(estimator, AbstractEstimator)
+        and isinstance(problem, LearningProblem)
+        and estimator.synapses_only
+    ):
+        _check_synapses(problem, type(estimator).__name__)
+
+
 def _evaluate(data: TaskData, params, loss_fn) -> dict:
     out = {
         "train_loss": float(loss_fn(params, *data.train)),
@@ -484,15 +502,21 @@ def train(
     out_dir = _prepare_out(Path(out) if out else None, Path(resume) if resume else None, overwrite)
     say = log or (lambda m: None)
 
-    data = cfg.task.build(cfg.seed)
-    estimator = data.estimator(cfg.estimator)
+    try:
+        data = cfg.task.build(cfg.seed)
+        estimator = data.estimator(cfg.estimator)
+        _check_compatible(estimator, data.problem)
+    except (TaskError, ValueError) as e:
+        raise ConfigError(f"{type(cfg.task).name}: {e}") from None
     opt = optimizer if optimizer is not None else cfg.optimizer.make()
     n_train = int(jax.tree.leaves(data.train)[0].shape[0])
     if cfg.batch_size > n_train:
         raise ConfigError(
             f"batch_size={cfg.batch_size} is larger than the task's {n_train} training examples"
         )
-    params = project(data.params, cfg.constraints)
+    # Strong dtypes, so that the first optimiser update does not change them (and retrace).
+    params = jax.tree.map(lambda x: jnp.array(x, dtype=jnp.asarray(x).dtype), data.params)
+    params = project(params, cfg.constraints)
     opt_state = opt.init(params)
     mask = partial_mask(params, cfg.train_fraction, cfg.seed)
     step_fn = make_step(data.problem, estimator, opt, mask, cfg.constraints)
@@ -584,7 +608,7 @@ def _summary(history: list[dict], cfg: TrainConfig) -> dict:
     return out
 
 
-def summary_line(summary: dict) -> str:
+def train_summary_line(summary: dict) -> str:
     """One line of ``key=value`` pairs, ``final_loss_ratio`` first."""
     keys = [
         "final_loss_ratio",
