@@ -27,7 +27,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import equinox as eqx
 import jax
@@ -123,6 +123,9 @@ class TrainConfig:
       ``checkpoint_every``: write ``checkpoint.eqx`` every so many steps (and at the end).
     - ``train_fraction``: train only a random fraction ``p`` of the trainable entries.
     - ``seed``: the task's data and initial parameters, the batch order and the partial mask.
+    - ``shard``: split each batch over all visible devices (parameters replicated): ``auto``
+      when there are several devices and ``batch_size`` is a multiple of their number,
+      ``on`` (required), ``off``.
     """
 
     task: Any
@@ -135,6 +138,7 @@ class TrainConfig:
     checkpoint_every: int = 50
     train_fraction: float = 1.0
     seed: int = 0
+    shard: Literal["auto", "on", "off"] = "auto"
 
     def __post_init__(self):
         for key in ("steps", "batch_size", "eval_every", "checkpoint_every"):
@@ -200,6 +204,7 @@ class _Untasked:
     checkpoint_every: int = 50
     train_fraction: float = 1.0
     seed: int = 0
+    shard: Literal["auto", "on", "off"] = "auto"
 
 
 def load_train_config(path) -> TrainConfig:
@@ -270,16 +275,19 @@ def partial_mask(params, fraction: float, seed: int):
     return jax.tree.map(pick, params)
 
 
-def make_step(problem, estimator, optimizer, mask, constraints: Constraints):
+def make_step(problem, estimator, optimizer, mask, constraints: Constraints, mesh=None):
     """The jitted optimiser step ``(params, opt_state, inputs, targets) -> (params, opt_state,
     loss, finite)``; ``loss`` is the batch loss *before* the update.
 
     It is traced once: every call must have the same shapes and dtypes (a second trace raises,
     via ``eqx.debug.assert_max_traces``), so a training loop never recompiles between steps.
+    With a ``mesh`` (`fracprop.batch_mesh`), the batch is split over its devices and the
+    parameters and optimiser state are replicated (`fracprop.sharded_step`).
     """
     import optax
 
-    @eqx.filter_jit
+    from ._sharding import sharded_step
+
     @eqx.debug.assert_max_traces(max_traces=1)
     def step(params, opt_state, inputs, targets):
         loss = problem.loss(params, inputs, targets)
@@ -292,7 +300,24 @@ def make_step(problem, estimator, optimizer, mask, constraints: Constraints):
         new_params = project(optax.apply_updates(params, updates), constraints)
         return new_params, new_state, loss, finite
 
-    return step
+    if mesh is None:
+        return eqx.filter_jit(step)
+    return sharded_step(step, batch_argnums=(2, 3), mesh=mesh)
+
+
+def _mesh_for(shard: str, batch_size: int):
+    """The batch mesh over every visible device, or ``None`` for a single-device step."""
+    devices = jax.device_count()
+    if shard == "off" or (shard == "auto" and (devices == 1 or batch_size % devices)):
+        return None
+    if batch_size % devices:
+        raise ConfigError(
+            f"shard='on' needs batch_size ({batch_size}) to be a multiple of the "
+            f"{devices} visible devices"
+        )
+    from ._sharding import batch_mesh
+
+    return batch_mesh()
 
 
 def batch_indices(seed: int, step: int, n_examples: int, batch_size: int) -> np.ndarray:
@@ -519,7 +544,8 @@ def train(
     params = project(params, cfg.constraints)
     opt_state = opt.init(params)
     mask = partial_mask(params, cfg.train_fraction, cfg.seed)
-    step_fn = make_step(data.problem, estimator, opt, mask, cfg.constraints)
+    mesh = _mesh_for(cfg.shard, cfg.batch_size)
+    step_fn = make_step(data.problem, estimator, opt, mask, cfg.constraints, mesh)
     loss_fn = eqx.filter_jit(data.problem.loss)
 
     start = 0
