@@ -28,3 +28,11 @@ from ._dc_learning import Autodiff as Autodiff
 from ._dc_learning import CoupledLearning as CoupledLearning
 from ._dc_learning import GeneralizedEP as GeneralizedEP
 from ._dc_learning import ResistiveProblem as ResistiveProblem
+from ._dc_tasks import Task as Task
+from ._dc_tasks import allostery as allostery
+from ._dc_tasks import diode_classifier as diode_classifier
+from ._dc_tasks import iris as iris
+from ._dc_tasks import layered_network as layered_network
+from ._dc_tasks import linear_regression as linear_regression
+from ._dc_tasks import random_edges as random_edges
+from ._dc_tasks import random_network as random_network
