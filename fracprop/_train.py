@@ -259,20 +259,29 @@ def project(params, constraints: Constraints):
     return jax.tree_util.tree_map_with_path(clip, params)
 
 
-def partial_mask(params, fraction: float, seed: int):
-    """1 on a random ``fraction`` of every leaf's entries (at least one), 0 elsewhere."""
-    rng = np.random.default_rng(seed + 7919)
+def partial_mask(params, fraction: float, seed: int, base=None):
+    """1 on a random ``fraction`` of the trainable entries of every leaf (at least one), else 0.
 
-    def pick(x):
-        x = np.asarray(x)
+    ``base`` (a 0/1 pytree like ``params``, e.g. ``problem.mask()``) marks the entries that
+    are trainable at all; default every entry. The draw depends only on ``seed``.
+    """
+    rng = np.random.default_rng(seed + 7919)
+    if base is None:
+        base = jax.tree.map(jnp.ones_like, params)
+
+    def pick(x, b):
+        x, b = np.asarray(x), np.asarray(b)
         if fraction >= 1:
-            return jnp.ones_like(x)
-        keep = max(1, int(round(fraction * x.size)))
+            return jnp.asarray(b, dtype=x.dtype)
+        allowed = np.flatnonzero(b.ravel() > 0)
+        if allowed.size == 0:
+            return jnp.zeros_like(x)
+        keep = max(1, int(round(fraction * allowed.size)))
         m = np.zeros(x.size)
-        m[rng.permutation(x.size)[:keep]] = 1.0
+        m[rng.permutation(allowed)[:keep]] = 1.0
         return jnp.asarray(m.reshape(x.shape), dtype=x.dtype)
 
-    return jax.tree.map(pick, params)
+    return jax.tree.map(pick, params, base)
 
 
 def make_step(problem, estimator, optimizer, mask, constraints: Constraints, mesh=None):
@@ -464,17 +473,17 @@ def _check_compatible(estimator, problem) -> None:
         _check_synapses(problem, type(estimator).__name__)
 
 
-def _evaluate(data: TaskData, params, loss_fn) -> dict:
+def _evaluate(data: TaskData, params, loss_fn, predict_fn) -> dict:
     out = {
         "train_loss": float(loss_fn(params, *data.train)),
         "test_loss": float(loss_fn(params, *data.test)),
     }
-    if data.labels is not None and data.predict is not None:
+    if data.labels is not None and predict_fn is not None:
         for split, (inputs, _), labels in (
             ("train", data.train, data.labels[0]),
             ("test", data.test, data.labels[1]),
         ):
-            pred = np.asarray(data.predict(params, inputs))
+            pred = np.asarray(predict_fn(params, inputs))
             out[f"{split}_accuracy"] = float(np.mean(pred == np.asarray(labels)))
     return out
 
@@ -543,10 +552,12 @@ def train(
     params = jax.tree.map(lambda x: jnp.array(x, dtype=jnp.asarray(x).dtype), data.params)
     params = project(params, cfg.constraints)
     opt_state = opt.init(params)
-    mask = partial_mask(params, cfg.train_fraction, cfg.seed)
+    base = data.problem.mask() if hasattr(data.problem, "mask") else None
+    mask = partial_mask(params, cfg.train_fraction, cfg.seed, base)
     mesh = _mesh_for(cfg.shard, cfg.batch_size)
     step_fn = make_step(data.problem, estimator, opt, mask, cfg.constraints, mesh)
     loss_fn = eqx.filter_jit(data.problem.loss)
+    predict_fn = eqx.filter_jit(data.predict) if data.predict is not None else None
 
     start = 0
     metrics_path = out_dir / "metrics.jsonl" if out_dir else None
@@ -576,7 +587,7 @@ def train(
                 f.write(json.dumps(row) + "\n")
 
     if start == 0:
-        record({"step": 0, **_evaluate(data, params, loss_fn)})
+        record({"step": 0, **_evaluate(data, params, loss_fn, predict_fn)})
 
     bar = _Progress(cfg.steps, cfg.batch_size, progress)
     t_start = time.perf_counter()
@@ -599,7 +610,7 @@ def train(
         params, opt_state = new_params, new_state
         row = {"step": step, "loss": float(loss), "time_s": time.perf_counter() - t_start}
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            row.update(_evaluate(data, params, loss_fn))
+            row.update(_evaluate(data, params, loss_fn, predict_fn))
         record(row)
         bar.update(step, float(loss))
         if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):

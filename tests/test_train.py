@@ -134,6 +134,9 @@ def test_partial_mask_fraction_and_determinism():
     assert not np.array_equal(m["a"], other["a"])
     full = partial_mask(params, 1.0, seed=0)
     assert float(full["a"].sum()) == 200
+    base = {"a": jnp.zeros(200).at[:40].set(1.0), "b": jnp.ones((3, 4))}
+    sub = partial_mask(params, 0.5, seed=3, base=base)
+    assert float(sub["a"].sum()) == 20 and float(sub["a"][40:].sum()) == 0
 
 
 def test_batches_are_epoch_permutations_and_deterministic():
