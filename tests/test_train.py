@@ -335,3 +335,49 @@ def test_sharded_training_matches_single_device():
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
     with pytest.raises(fp.ConfigError, match="multiple of the 8 visible devices"):
         fp.train(small(batch_size=4, shard="on"))
+
+
+# -- resistive (DC) tasks -------------------------------------------------------------------
+
+
+def test_allostery_reaches_one_percent_and_partial_training_masks_the_rest():
+    cfg = fp.load_train_config(CONFIGS / "allostery.yaml")
+    res = fp.train(cfg)
+    assert res.summary["final_loss_ratio"] <= 0.01
+    half = fp.train(dataclasses.replace(cfg, steps=20, train_fraction=0.25))
+    data = cfg.task.build(cfg.seed)
+    g0 = np.asarray(data.params["g"])
+    chosen = np.asarray(partial_mask(data.params, 0.25, cfg.seed, data.problem.mask())["g"]) > 0
+    changed = np.asarray(half.params["g"]) != g0
+    assert chosen.sum() == round(0.25 * g0.size)
+    assert not changed[~chosen].any()  # nothing outside the chosen quarter moved
+    assert changed[chosen].mean() > 0.9  # and (almost) every chosen one did
+
+
+def test_resistive_estimators_are_offered_by_name():
+    for name in ("ep", "ep_symmetric", "ep_limit", "coupled", "analytic", "autodiff"):
+        cfg = train_config_from_dict(
+            {
+                "task": {"name": "allostery"},
+                "estimator": {"name": name},
+                "steps": 2,
+                "batch_size": 1,
+            }
+        )
+        assert fp.train(cfg).summary["final_loss_ratio"] < 1.0
+    with pytest.raises(fp.ConfigError, match="'replay' is not available for task 'allostery'"):
+        train_config_from_dict({"task": {"name": "allostery"}, "estimator": {"name": "replay"}})
+
+
+@pytest.mark.slow
+def test_iris_diode_network_reaches_95_percent():
+    res = fp.train(fp.load_train_config(CONFIGS / "iris.yaml"))
+    assert res.summary["test_accuracy"] >= 0.95
+
+
+@pytest.mark.slow
+def test_digits_symmetric_ep_reaches_95_percent_within_two_points_of_autodiff():
+    ep = fp.train(fp.load_train_config(CONFIGS / "digits.yaml"))
+    auto = fp.train(fp.load_train_config(CONFIGS / "digits_autodiff.yaml"))
+    assert ep.summary["test_accuracy"] >= 0.95
+    assert abs(ep.summary["test_accuracy"] - auto.summary["test_accuracy"]) <= 0.02
