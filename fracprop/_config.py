@@ -110,6 +110,11 @@ def from_dict(cls: type[T], data: dict, *, source: str = "<config>", prefix: str
 
 def load_config(cls: type[T], path: str | Path) -> T:
     """Read a YAML file into ``cls``."""
+    return from_dict(cls, read_yaml(path), source=str(path))
+
+
+def read_yaml(path: str | Path):
+    """The data of a YAML file; a missing file or bad YAML is a `ConfigError`."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -119,7 +124,7 @@ def load_config(cls: type[T], path: str | Path) -> T:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    return from_dict(cls, data, source=str(path))
+    return data
 
 
 def to_dict(obj) -> dict:

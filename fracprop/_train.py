@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._config import ConfigError, from_dict, to_dict
+from ._config import ConfigError, from_dict, read_yaml, to_dict
 from ._tasks import TASKS, AbstractTask, TaskData, TaskError
 
 CHECKPOINT = "checkpoint.eqx"
@@ -111,24 +111,10 @@ class Constraints:
             raise ValueError(f"constraints.alpha_min={self.alpha_min} must lie in (0, 1]")
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """A training run (the YAML file of ``fracprop train``).
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Settings:
+    """Every field of a `TrainConfig` but the task (parsed generically by `from_dict`)."""
 
-    - ``task``: a mapping with ``name`` (one of the registered tasks) and that task's options.
-    - ``estimator``, ``optimizer``, ``constraints``: see `EstimatorConfig`, `OptimizerConfig`,
-      `Constraints`.
-    - ``steps``: optimiser steps; ``batch_size``: examples per step.
-    - ``eval_every``: evaluate (full train and test sets) every so many steps;
-      ``checkpoint_every``: write ``checkpoint.eqx`` every so many steps (and at the end).
-    - ``train_fraction``: train only a random fraction ``p`` of the trainable entries.
-    - ``seed``: the task's data and initial parameters, the batch order and the partial mask.
-    - ``shard``: split each batch over all visible devices (parameters replicated): ``auto``
-      when there are several devices and ``batch_size`` is a multiple of their number,
-      ``on`` (required), ``off``.
-    """
-
-    task: Any
     estimator: EstimatorConfig
     optimizer: OptimizerConfig = OptimizerConfig()
     constraints: Constraints = Constraints()
@@ -148,6 +134,29 @@ class TrainConfig:
             raise ValueError(f"train_fraction={self.train_fraction} must lie in (0, 1]")
         if self.seed < 0:
             raise ValueError(f"seed={self.seed} must be a non-negative integer")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig(_Settings):
+    """A training run (the YAML file of ``fracprop train``).
+
+    - ``task``: a mapping with ``name`` (one of the registered tasks) and that task's options.
+    - ``estimator``, ``optimizer``, ``constraints``: see `EstimatorConfig`, `OptimizerConfig`,
+      `Constraints`.
+    - ``steps``: optimiser steps; ``batch_size``: examples per step.
+    - ``eval_every``: evaluate (full train and test sets) every so many steps;
+      ``checkpoint_every``: write ``checkpoint.eqx`` every so many steps (and at the end).
+    - ``train_fraction``: train only a random fraction ``p`` of the trainable entries.
+    - ``seed``: the task's data and initial parameters, the batch order and the partial mask.
+    - ``shard``: split each batch over all visible devices (parameters replicated): ``auto``
+      when there are several devices and ``batch_size`` is a multiple of their number,
+      ``on`` (required), ``off``.
+    """
+
+    task: Any
+
+    def __post_init__(self):
+        super().__post_init__()
         if self.estimator.name not in type(self.task).estimators:
             raise ValueError(
                 f"estimator.name={self.estimator.name!r} is not available for task "
@@ -180,7 +189,7 @@ def train_config_from_dict(data: dict, source: str = "<config>") -> TrainConfig:
         raise ConfigError(f"{source}: missing required key 'task'")
     data = dict(data)
     task = _task_from_dict(data.pop("task"), source)
-    placeholder = from_dict(_Untasked, data, source=source)
+    placeholder = from_dict(_Settings, data, source=source)
     try:
         return TrainConfig(task=task, **{f.name: getattr(placeholder, f.name) for f in _fields()})
     except ValueError as e:
@@ -188,39 +197,12 @@ def train_config_from_dict(data: dict, source: str = "<config>") -> TrainConfig:
 
 
 def _fields():
-    return [f for f in dataclasses.fields(TrainConfig) if f.name != "task"]
-
-
-@dataclasses.dataclass(frozen=True)
-class _Untasked:
-    """`TrainConfig` without the task (parsed generically by `from_dict`)."""
-
-    estimator: EstimatorConfig
-    optimizer: OptimizerConfig = OptimizerConfig()
-    constraints: Constraints = Constraints()
-    steps: int = 300
-    batch_size: int = 4
-    eval_every: int = 25
-    checkpoint_every: int = 50
-    train_fraction: float = 1.0
-    seed: int = 0
-    shard: Literal["auto", "on", "off"] = "auto"
+    return dataclasses.fields(_Settings)
 
 
 def load_train_config(path) -> TrainConfig:
     """Read a YAML training config (errors name the key and the file)."""
-    import yaml
-
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} not found") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
-    return train_config_from_dict(data, source=str(path))
+    return train_config_from_dict(read_yaml(path), source=str(path))
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:
