@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     sizes = [1_000, 10_000, 100_000] if args.quick else [
         1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000
     ]
-    repeats = 3
+    repeats = 5
     rows, worst_grad, worst_dense, worst_fd, t_analytic = [], 0.0, 0.0, 0.0, {}
     for e in sizes:
         problem, u, t = case(e, "cg")

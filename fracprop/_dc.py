@@ -319,10 +319,16 @@ class _Jac(eqx.Module):
     shunt: Array
     beta: Array
 
+    def ends(self):
+        """End points of every conducting edge (resistors, then diodes)."""
+        idx = self.idx
+        if not self.cfg.n_diodes:
+            return idx.ea, idx.eb
+        return jnp.concatenate([idx.ea, idx.da]), jnp.concatenate([idx.eb, idx.db])
+
     def k_matvec(self, v):
         cfg, idx = self.cfg, self.idx
-        a = jnp.concatenate([idx.ea, idx.da])
-        b = jnp.concatenate([idx.eb, idx.db])
+        a, b = self.ends()
         z = _z(cfg, v, jnp.zeros((cfg.n_in,), v.dtype))
         out = _kcl(cfg, a, b, self.gall * (z[a] - z[b])) + self.shunt * v
         if cfg.n_out:
@@ -331,8 +337,7 @@ class _Jac(eqx.Module):
 
     def k_diag(self):
         cfg, idx = self.cfg, self.idx
-        a = jnp.concatenate([idx.ea, idx.da])
-        b = jnp.concatenate([idx.eb, idx.db])
+        a, b = self.ends()
         d = jax.ops.segment_sum(self.gall, a, cfg.nz) + jax.ops.segment_sum(self.gall, b, cfg.nz)
         d = d[: cfg.n_free] + self.shunt
         if cfg.n_out:
@@ -349,9 +354,8 @@ class _Jac(eqx.Module):
         return s.at[rows, idx.plus].add(1.0).at[rows, idx.minus].add(-1.0)[:, : cfg.n_free]
 
     def k_dense(self):
-        cfg, idx = self.cfg, self.idx
-        a = jnp.concatenate([idx.ea, idx.da])
-        b = jnp.concatenate([idx.eb, idx.db])
+        cfg = self.cfg
+        a, b = self.ends()
         g = self.gall
         k = jnp.zeros((cfg.nz, cfg.nz), g.dtype)
         k = k.at[a, a].add(g).at[b, b].add(g).at[a, b].add(-g).at[b, a].add(-g)

@@ -205,6 +205,16 @@ def test_coupled_learning_limit_and_preconditioner():
     assert rel(lim, ref) <= 1e-9
 
 
+@pytest.mark.parametrize("diodes", [False, True])
+def test_clamped_state_cg_equals_dense(diodes):
+    """The bordered (clamped) solve: CG with its Schur complement agrees with dense."""
+    problem, u, t = small_problem(diodes=diodes)
+    cg = rn.ResistiveProblem(problem.network, [10, (11, 12), 13], solver=CG)
+    p = problem.params()
+    est = rn.CoupledLearning(0.1)
+    assert rel(estimate(est, cg, p, u, t), estimate(est, problem, p, u, t)) <= 1e-8
+
+
 def test_symmetric_coupled_learning_exact_on_linear_networks():
     """On a linear network the clamped state is affine in η, so Q is quadratic and the
     symmetric quotient equals the limit (up to round-off)."""
