@@ -96,14 +96,19 @@ def main(argv=None) -> int:
                     summary[f"{name}_{key}_rel"] = row["rel_err"]
     # The markdown table: one row per (network, estimator), one column per strength.
     cols = [*strengths, "limit"]
-    lines = ["| network | estimator | " + " | ".join(f"s={c}" for c in cols) + " |",
-             "|---|---|" + "---|" * len(cols)]
+    lines = [
+        "| network | estimator | " + " | ".join(f"s={c}" for c in cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+    ]
     keys = dict.fromkeys((r["network"], r["estimator"]) for r in rows)
     for net, est in keys:
         cells = []
         for c in cols:
-            r = [x for x in rows if x["network"] == net and x["estimator"] == est
-                 and x["strength"] == c]
+            r = [
+                x
+                for x in rows
+                if x["network"] == net and x["estimator"] == est and x["strength"] == c
+            ]
             cells.append(f"{r[0]['cosine']:.6f} / {r[0]['rel_err']:.1e}" if r else "")
         lines.append(f"| {net} | {est} | " + " | ".join(cells) + " |")
     print("\n".join(lines))

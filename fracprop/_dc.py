@@ -54,7 +54,9 @@ def _int_pairs(name: str, pairs, n_nodes: int) -> np.ndarray:
     if arr.size == 0:
         return np.zeros((0, 2), np.int64)
     if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ResistiveError(f"{name} must have shape (count, 2) as (src, dst) pairs; got {arr.shape}")
+        raise ResistiveError(
+            f"{name} must have shape (count, 2) as (src, dst) pairs; got {arr.shape}"
+        )
     bad = np.flatnonzero((arr < 0).any(1) | (arr >= n_nodes).any(1))
     if bad.size:
         k = int(bad[0])
@@ -65,7 +67,9 @@ def _int_pairs(name: str, pairs, n_nodes: int) -> np.ndarray:
     loops = np.flatnonzero(arr[:, 0] == arr[:, 1])
     if loops.size:
         k = int(loops[0])
-        raise ResistiveError(f"{name}[{k}] = {tuple(int(x) for x in arr[k])} joins a node to itself")
+        raise ResistiveError(
+            f"{name}[{k}] = {tuple(int(x) for x in arr[k])} joins a node to itself"
+        )
     return arr
 
 
@@ -297,8 +301,10 @@ def _residual(cfg, idx, x, theta, shunt=0.0, scale=1.0, vl=None):
     f = _kcl(cfg, idx.ea, idx.eb, i_r) + shunt * v
     if cfg.n_diodes:
         vd = z[idx.da] - z[idx.db]
-        i_d = _diode_i(theta, vd) if vl is None else (
-            _diode_i(theta, vl) + _diode_g(theta, vl) * (vd - vl)
+        i_d = (
+            _diode_i(theta, vd)
+            if vl is None
+            else (_diode_i(theta, vl) + _diode_g(theta, vl) * (vd - vl))
         )
         f = f + _kcl(cfg, idx.da, idx.db, i_d)
     if cfg.n_out:

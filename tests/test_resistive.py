@@ -40,7 +40,6 @@ def estimate(est, problem, params, u, t):
 @pytest.mark.parametrize("diodes", [False, True])
 def test_cg_equals_dense(diodes):
     problem, u, _ = small_problem(diodes=diodes)
-    p = problem.params()
     vd = jax.vmap(lambda u: rn.dc_solve(problem.network, u, solver=DENSE))(u)
     vc = jax.vmap(lambda u: rn.dc_solve(problem.network, u, solver=CG))(u)
     # CG stops at relative residual 1e-12, Newton at 1e-10·|v|; both far below this bound.
@@ -156,7 +155,8 @@ def test_ep_limit_equals_analytic(diodes):
 
 
 @pytest.mark.parametrize(
-    "diodes", [False, pytest.param(True, marks=pytest.mark.slow)]  # diodes: ~35 s of compiling
+    "diodes",
+    [False, pytest.param(True, marks=pytest.mark.slow)],  # diodes: ~35 s of compiling
 )
 def test_ep_error_orders(diodes):
     """One-sided EP error shrinks like β, symmetric like β² (against the exact gradient)."""
@@ -230,14 +230,20 @@ def test_batch_is_mean_and_mask():
     batch = estimate(rn.Analytic(), problem, p, u, t)
     singles = np.mean([estimate(rn.Analytic(), problem, p, u[i], t[i]) for i in range(4)], 0)
     assert rel(batch, singles) <= 1e-12
-    assert abs(float(problem.loss(p, u, t)) - np.mean(
-        [float(problem.loss(p, u[i], t[i])) for i in range(4)])) <= 1e-14
+    assert (
+        abs(
+            float(problem.loss(p, u, t))
+            - np.mean([float(problem.loss(p, u[i], t[i])) for i in range(4)])
+        )
+        <= 1e-14
+    )
     m = problem.mask(fraction=0.25, seed=3)["g"]
     assert set(np.unique(np.asarray(m))) <= {0.0, 1.0}
     assert int(m.sum()) == round(0.25 * problem.network.n_edges)
     assert not np.array_equal(np.asarray(m), np.asarray(problem.mask(fraction=0.25, seed=4)["g"]))
-    part = rn.ResistiveProblem(problem.network, [10, (11, 12), 13], trainable=np.arange(10),
-                               solver=DENSE)
+    part = rn.ResistiveProblem(
+        problem.network, [10, (11, 12), 13], trainable=np.arange(10), solver=DENSE
+    )
     g = estimate(rn.Analytic(), part, p, u, t)
     assert np.all(np.asarray(g)[10:] == 0) and np.allclose(g[:10], batch[:10], rtol=1e-12)
     sub = part.mask(fraction=0.5, seed=0)["g"]
@@ -297,8 +303,9 @@ def test_iris_trains_with_analytic_gradient():
     problem, p = task.problem, task.params
     x, y = task.train
     step = jax.jit(
-        lambda p: problem.clip(jax.tree.map(lambda a, b: a - 5.0 * b, p,
-                                            rn.Analytic()(problem, p, x, y)), 1e-3)
+        lambda p: problem.clip(
+            jax.tree.map(lambda a, b: a - 5.0 * b, p, rn.Analytic()(problem, p, x, y)), 1e-3
+        )
     )
     before = float(problem.loss(p, x, y))
     for _ in range(100):
