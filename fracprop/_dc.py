@@ -201,7 +201,7 @@ class DCSolver(eqx.Module):
     """
 
     method: str = eqx.field(static=True, default="auto")
-    dense_max: int = eqx.field(static=True, default=1500)
+    dense_max: int = eqx.field(static=True, default=300)
     rtol: float = eqx.field(static=True, default=1e-10)
     atol: float = eqx.field(static=True, default=1e-12)
     cg_rtol: float = eqx.field(static=True, default=1e-12)
@@ -418,8 +418,13 @@ class _Jac(eqx.Module):
 
 
 def _pcg(matvec, b, dinv, solver: DCSolver):
-    """Jacobi-preconditioned conjugate gradients from zero; returns ``(x, converged)``."""
-    bound = jnp.maximum(solver.cg_rtol * jnp.linalg.norm(b), solver.cg_atol)
+    """Jacobi-preconditioned conjugate gradients from zero; returns ``(x, converged)``.
+
+    Stops at ``‖r‖ ≤ max(rtol·‖b‖, atol)`` with ``rtol = max(cg_rtol, 100·eps)``, so that the
+    float32 default is reachable.
+    """
+    rtol = max(solver.cg_rtol, 100 * float(jnp.finfo(b.dtype).eps))
+    bound = jnp.maximum(rtol * jnp.linalg.norm(b), solver.cg_atol)
 
     def cond(s):
         k, _, r, _, _ = s
@@ -462,6 +467,8 @@ def _newton(cfg, idx, theta, x0, shunt, scale):
         return x, ok & jnp.all(jnp.isfinite(x))
     nvt = theta["n"] * VT_27C
     vcrit = nvt * jnp.log(nvt / (jnp.sqrt(2.0) * theta["is_"]))
+    eps = float(jnp.finfo(x0.dtype).eps)  # float32: tolerances no tighter than round-off
+    rtol, atol = max(solver.rtol, 1e3 * eps), max(solver.atol, 1e-3 * eps)
 
     def vd_of(x):
         z = _z(cfg, x[: cfg.n_free], scale * theta["u"])
@@ -478,9 +485,9 @@ def _newton(cfg, idx, theta, x0, shunt, scale):
         r = _residual(cfg, idx, x, theta, shunt, scale, vl=vl)
         dx, ok = _jacobian(cfg, idx, theta, x, shunt, scale, vl=vl).solve(-r)
         x_new = x + dx
-        tol = solver.rtol * jnp.maximum(jnp.abs(x_new), jnp.abs(x)) + solver.atol
+        tol = rtol * jnp.maximum(jnp.abs(x_new), jnp.abs(x)) + atol
         small = jnp.all(jnp.abs(dx) <= tol)
-        unlimited = jnp.all(jnp.abs(vd - vl) <= solver.rtol * jnp.abs(vd) + solver.atol)
+        unlimited = jnp.all(jnp.abs(vd - vl) <= rtol * jnp.abs(vd) + atol)
         finite = jnp.all(jnp.isfinite(x_new))
         return k + 1, x_new, vl, small & unlimited & ok & finite, ~finite
 

@@ -215,6 +215,32 @@ def test_clamped_state_cg_equals_dense(diodes):
     assert rel(estimate(est, cg, p, u, t), estimate(est, problem, p, u, t)) <= 1e-8
 
 
+def test_coupled_learning_single_output_is_scaled_gradient():
+    """One output: the η → 0 limit of coupled learning is the gradient divided by the
+    output's driving-point resistance R = S K⁻¹ Sᵀ (a positive scalar), so its direction is
+    the gradient's. R is measured by injecting 1 A at the output."""
+    problem, u, t = small_problem(outputs=[(11, 12)])
+    p = problem.params()
+    u1, t1 = u[0], t[0]
+    lim = estimate(rn.CoupledLearning(limit=True), problem, p, u1, t1)
+    grad = estimate(rn.Autodiff(), problem, p, u1, t1)
+    # Driving-point resistance: add a 1 A source between the output pair (linear network,
+    # inputs shorted) via the nudge with β → the response of y to the injected current.
+    net = problem.network
+    pair = rn.ResistiveProblem(net, [(11, 12)], solver=DENSE)
+    zero = jnp.zeros(3)
+    # F = E + β·½(y − T)²: at β → 0 the output moves by −β R (y − T); with y = 0 (inputs
+    # shorted) and T = 1, dy/dβ = R.
+    dy = jax.jvp(
+        lambda b: pair.readout(pair.state(p, zero, beta=b, target=jnp.ones(1)), zero),
+        (jnp.asarray(0.0),),
+        (jnp.asarray(1.0),),
+    )[1]
+    r = float(dy[0])
+    assert r > 0
+    assert rel(lim, grad / r) <= 1e-9
+
+
 def test_symmetric_coupled_learning_exact_on_linear_networks():
     """On a linear network the clamped state is affine in η, so Q is quadratic and the
     symmetric quotient equals the limit (up to round-off)."""
