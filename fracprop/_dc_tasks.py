@@ -20,6 +20,10 @@ from ._dc_learning import ResistiveProblem
 
 
 class Task(NamedTuple):
+    """A built task: ``problem``, initial ``params``, ``train``/``test`` as ``(inputs, targets)``
+    with a leading example axis, and ``labels = (train, test)`` for classification (else
+    ``None``)."""
+
     problem: ResistiveProblem
     params: dict
     train: tuple
