@@ -1,5 +1,6 @@
 """fracprop: differentiable fractional-order circuits and local learning rules in JAX."""
 
+from . import resistive as resistive
 from . import validation as validation
 from ._circuit import Circuit as Circuit
 from ._circuit import CircuitBuilder as CircuitBuilder

@@ -54,7 +54,9 @@ def _int_pairs(name: str, pairs, n_nodes: int) -> np.ndarray:
     if arr.size == 0:
         return np.zeros((0, 2), np.int64)
     if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ResistiveError(f"{name} must have shape (count, 2) as (src, dst) pairs; got {arr.shape}")
+        raise ResistiveError(
+            f"{name} must have shape (count, 2) as (src, dst) pairs; got {arr.shape}"
+        )
     bad = np.flatnonzero((arr < 0).any(1) | (arr >= n_nodes).any(1))
     if bad.size:
         k = int(bad[0])
@@ -65,7 +67,9 @@ def _int_pairs(name: str, pairs, n_nodes: int) -> np.ndarray:
     loops = np.flatnonzero(arr[:, 0] == arr[:, 1])
     if loops.size:
         k = int(loops[0])
-        raise ResistiveError(f"{name}[{k}] = {tuple(int(x) for x in arr[k])} joins a node to itself")
+        raise ResistiveError(
+            f"{name}[{k}] = {tuple(int(x) for x in arr[k])} joins a node to itself"
+        )
     return arr
 
 
@@ -197,7 +201,7 @@ class DCSolver(eqx.Module):
     """
 
     method: str = eqx.field(static=True, default="auto")
-    dense_max: int = eqx.field(static=True, default=1500)
+    dense_max: int = eqx.field(static=True, default=300)
     rtol: float = eqx.field(static=True, default=1e-10)
     atol: float = eqx.field(static=True, default=1e-12)
     cg_rtol: float = eqx.field(static=True, default=1e-12)
@@ -297,8 +301,10 @@ def _residual(cfg, idx, x, theta, shunt=0.0, scale=1.0, vl=None):
     f = _kcl(cfg, idx.ea, idx.eb, i_r) + shunt * v
     if cfg.n_diodes:
         vd = z[idx.da] - z[idx.db]
-        i_d = _diode_i(theta, vd) if vl is None else (
-            _diode_i(theta, vl) + _diode_g(theta, vl) * (vd - vl)
+        i_d = (
+            _diode_i(theta, vd)
+            if vl is None
+            else (_diode_i(theta, vl) + _diode_g(theta, vl) * (vd - vl))
         )
         f = f + _kcl(cfg, idx.da, idx.db, i_d)
     if cfg.n_out:
@@ -319,10 +325,16 @@ class _Jac(eqx.Module):
     shunt: Array
     beta: Array
 
+    def ends(self):
+        """End points of every conducting edge (resistors, then diodes)."""
+        idx = self.idx
+        if not self.cfg.n_diodes:
+            return idx.ea, idx.eb
+        return jnp.concatenate([idx.ea, idx.da]), jnp.concatenate([idx.eb, idx.db])
+
     def k_matvec(self, v):
         cfg, idx = self.cfg, self.idx
-        a = jnp.concatenate([idx.ea, idx.da])
-        b = jnp.concatenate([idx.eb, idx.db])
+        a, b = self.ends()
         z = _z(cfg, v, jnp.zeros((cfg.n_in,), v.dtype))
         out = _kcl(cfg, a, b, self.gall * (z[a] - z[b])) + self.shunt * v
         if cfg.n_out:
@@ -331,8 +343,7 @@ class _Jac(eqx.Module):
 
     def k_diag(self):
         cfg, idx = self.cfg, self.idx
-        a = jnp.concatenate([idx.ea, idx.da])
-        b = jnp.concatenate([idx.eb, idx.db])
+        a, b = self.ends()
         d = jax.ops.segment_sum(self.gall, a, cfg.nz) + jax.ops.segment_sum(self.gall, b, cfg.nz)
         d = d[: cfg.n_free] + self.shunt
         if cfg.n_out:
@@ -349,9 +360,8 @@ class _Jac(eqx.Module):
         return s.at[rows, idx.plus].add(1.0).at[rows, idx.minus].add(-1.0)[:, : cfg.n_free]
 
     def k_dense(self):
-        cfg, idx = self.cfg, self.idx
-        a = jnp.concatenate([idx.ea, idx.da])
-        b = jnp.concatenate([idx.eb, idx.db])
+        cfg = self.cfg
+        a, b = self.ends()
         g = self.gall
         k = jnp.zeros((cfg.nz, cfg.nz), g.dtype)
         k = k.at[a, a].add(g).at[b, b].add(g).at[a, b].add(-g).at[b, a].add(-g)
@@ -408,8 +418,13 @@ class _Jac(eqx.Module):
 
 
 def _pcg(matvec, b, dinv, solver: DCSolver):
-    """Jacobi-preconditioned conjugate gradients from zero; returns ``(x, converged)``."""
-    bound = jnp.maximum(solver.cg_rtol * jnp.linalg.norm(b), solver.cg_atol)
+    """Jacobi-preconditioned conjugate gradients from zero; returns ``(x, converged)``.
+
+    Stops at ``‖r‖ ≤ max(rtol·‖b‖, atol)`` with ``rtol = max(cg_rtol, 100·eps)``, so that the
+    float32 default is reachable.
+    """
+    rtol = max(solver.cg_rtol, 100 * float(jnp.finfo(b.dtype).eps))
+    bound = jnp.maximum(rtol * jnp.linalg.norm(b), solver.cg_atol)
 
     def cond(s):
         k, _, r, _, _ = s
@@ -452,6 +467,8 @@ def _newton(cfg, idx, theta, x0, shunt, scale):
         return x, ok & jnp.all(jnp.isfinite(x))
     nvt = theta["n"] * VT_27C
     vcrit = nvt * jnp.log(nvt / (jnp.sqrt(2.0) * theta["is_"]))
+    eps = float(jnp.finfo(x0.dtype).eps)  # float32: tolerances no tighter than round-off
+    rtol, atol = max(solver.rtol, 1e3 * eps), max(solver.atol, 1e-3 * eps)
 
     def vd_of(x):
         z = _z(cfg, x[: cfg.n_free], scale * theta["u"])
@@ -468,9 +485,9 @@ def _newton(cfg, idx, theta, x0, shunt, scale):
         r = _residual(cfg, idx, x, theta, shunt, scale, vl=vl)
         dx, ok = _jacobian(cfg, idx, theta, x, shunt, scale, vl=vl).solve(-r)
         x_new = x + dx
-        tol = solver.rtol * jnp.maximum(jnp.abs(x_new), jnp.abs(x)) + solver.atol
+        tol = rtol * jnp.maximum(jnp.abs(x_new), jnp.abs(x)) + atol
         small = jnp.all(jnp.abs(dx) <= tol)
-        unlimited = jnp.all(jnp.abs(vd - vl) <= solver.rtol * jnp.abs(vd) + solver.atol)
+        unlimited = jnp.all(jnp.abs(vd - vl) <= rtol * jnp.abs(vd) + atol)
         finite = jnp.all(jnp.isfinite(x_new))
         return k + 1, x_new, vl, small & unlimited & ok & finite, ~finite
 

@@ -307,7 +307,7 @@ class GeneralizedEP(AbstractDCEstimator):
     """
 
     perturbation: str = eqx.field(static=True, default="nudge")
-    strength: float = eqx.field(static=True, default=1e-3)
+    strength: float | Array = 1e-3  # a leaf: a JAX scalar sweeps strengths without retracing
     symmetric: bool = eqx.field(static=True, default=False)
     limit: bool = eqx.field(static=True, default=False)
 
@@ -317,7 +317,9 @@ class GeneralizedEP(AbstractDCEstimator):
                 f"GeneralizedEP perturbation={self.perturbation!r}; use 'nudge' or 'clamp'"
             )
         s = self.strength
-        if not (isinstance(s, int | float) and np.isfinite(s) and s > 0):
+        if isinstance(s, jax.core.Tracer):
+            return
+        if not (np.ndim(s) == 0 and np.isfinite(float(s)) and float(s) > 0):
             raise ResistiveError(f"GeneralizedEP strength={s!r} must be a positive number")
 
     def contrast(self, problem: ResistiveProblem, params, u, t, s, y_free=None) -> Array:

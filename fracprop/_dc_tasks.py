@@ -20,6 +20,10 @@ from ._dc_learning import ResistiveProblem
 
 
 class Task(NamedTuple):
+    """A built task: ``problem``, initial ``params``, ``train``/``test`` as ``(inputs, targets)``
+    with a leading example axis, and ``labels = (train, test)`` for classification (else
+    ``None``)."""
+
     problem: ResistiveProblem
     params: dict
     train: tuple
@@ -123,7 +127,10 @@ def layered_network(
     starts = np.cumsum([1] + sizes)
     layers = [np.arange(starts[k], starts[k + 1]) for k in range(len(sizes))]
     edges = np.concatenate(
-        [np.stack(np.meshgrid(a, b, indexing="ij"), -1).reshape(-1, 2) for a, b in zip(layers, layers[1:])]
+        [
+            np.stack(np.meshgrid(a, b, indexing="ij"), -1).reshape(-1, 2)
+            for a, b in zip(layers, layers[1:])
+        ]
     )
     hid = np.concatenate(layers[1:-1]) if hidden else np.zeros(0, np.int64)
     d = None
@@ -214,8 +221,16 @@ def iris(
 
     data = load_iris()
     return _classification(
-        data.data, data.target, 3, hidden=hidden, diodes=False, amplitude=amplitude,
-        target=target, test_fraction=test_fraction, seed=seed, solver=solver,
+        data.data,
+        data.target,
+        3,
+        hidden=hidden,
+        diodes=False,
+        amplitude=amplitude,
+        target=target,
+        test_fraction=test_fraction,
+        seed=seed,
+        solver=solver,
     )
 
 
@@ -245,8 +260,17 @@ def diode_classifier(
     load, k = loaders[dataset]
     data = load()
     return _classification(
-        data.data, data.target, k, hidden=hidden, diodes=True, amplitude=amplitude,
-        target=target, test_fraction=test_fraction, seed=seed, solver=solver, is_=is_,
+        data.data,
+        data.target,
+        k,
+        hidden=hidden,
+        diodes=True,
+        amplitude=amplitude,
+        target=target,
+        test_fraction=test_fraction,
+        seed=seed,
+        solver=solver,
+        is_=is_,
     )
 
 
