@@ -164,7 +164,7 @@ def _check(cond: bool, message: str):
 
 
 @dataclasses.dataclass(frozen=True)
-class _NetworkOptions:
+class _NetworkOptions(AbstractTask):
     n_in: int = 2
     hidden: tuple[int, ...] = (4,)
     n_out: int = 1

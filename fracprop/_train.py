@@ -157,6 +157,13 @@ class TrainConfig(_Settings):
 
     def __post_init__(self):
         super().__post_init__()
+        if isinstance(self.task, dict):
+            object.__setattr__(self, "task", _task_from_dict(self.task, "TrainConfig"))
+        if not isinstance(self.task, AbstractTask):
+            raise ValueError(
+                f"task={self.task!r} must be a task (e.g. {{'name': 'teacher_student'}}); "
+                f"known tasks are {', '.join(TASKS)}"
+            )
         if self.estimator.name not in type(self.task).estimators:
             raise ValueError(
                 f"estimator.name={self.estimator.name!r} is not available for task "
@@ -501,7 +508,7 @@ def train(
 
     **Arguments**
 
-    - ``config``: a `TrainConfig` or the path of a YAML file.
+    - ``config``: a `TrainConfig`, the path of a YAML file, or the same data as a dict.
     - ``out``: output folder (config, ``metrics.jsonl``, ``checkpoint.eqx``, ``params.eqx``,
       plots, ``summary.json``); must be new or empty unless ``overwrite``. ``None``: keep
       nothing on disk.
@@ -513,7 +520,12 @@ def train(
     Raises `TrainingDiverged` (after saving the last good state) when the loss or the gradient
     becomes non-finite, naming the step and the estimator.
     """
-    cfg = load_train_config(config) if isinstance(config, str | Path) else config
+    if isinstance(config, str | Path):
+        cfg = load_train_config(config)
+    elif isinstance(config, dict):
+        cfg = train_config_from_dict(config)
+    else:
+        cfg = config
     cfg_dict = config_to_dict(cfg)
     out_dir = _prepare_out(Path(out) if out else None, Path(resume) if resume else None, overwrite)
     say = log or (lambda m: None)

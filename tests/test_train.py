@@ -94,6 +94,15 @@ def test_config_missing_required_field(tmp_path):
         fp.load_train_config(write(tmp_path, {"estimator": {"name": "replay"}}))
 
 
+def test_config_from_python():
+    cfg = fp.TrainConfig(task={"name": "allostery"}, estimator=fp.EstimatorConfig("analytic"))
+    assert type(cfg.task).name == "allostery" and cfg == train_config_from_dict(
+        {"task": {"name": "allostery"}, "estimator": {"name": "analytic"}}
+    )
+    with pytest.raises(fp.ConfigError, match="task.n_nodez"):
+        fp.TrainConfig(task={"name": "allostery", "n_nodez": 3}, estimator=fp.EstimatorConfig("ep"))
+
+
 def test_every_committed_config_loads():
     paths = sorted(CONFIGS.glob("*.yaml"))
     train_paths = [p for p in paths if p.name != "validate.yaml"]
