@@ -222,10 +222,24 @@ def starting_weights(
     :math:`\varepsilon\, \mathrm{cond}(V)\, t_n^{\gamma - a}` times the size of ``x``, so it
     stays at round-off level: for :math:`D^{1/2} y = -\lambda y` at ``N = 512`` the solutions
     with float64 and with 30-digit starting weights agree to 4e-15. Float64 is therefore enough
-    for a few well-separated exponents; pass ``dps`` when cond(V) is large. More exponents do not
-    help here: a fourth one (:math:`\gamma = 2`) for :math:`\alpha = 1/2`, :math:`\lambda = 3`
-    raised the error at ``t = 1`` from 1.2e-8 to 1.1e-7 at ``N = 4096`` (and from 7.2e-7 to
-    4.7e-6 at ``N = 512`` with 30-digit weights, so not through round-off).
+    for a few well-separated exponents; pass ``dps`` when cond(V) is large.
+
+    **Which exponents.** For a solution :math:`\sum_k c_k t^{k\alpha}` of an equation of order
+    :math:`\alpha`, an uncorrected power :math:`t^\gamma` leaves a residual of size
+    :math:`h^{\gamma+1} t^{-\alpha-1}` near ``t = 0``, which the solution operator turns into
+    an error :math:`O(h^{\gamma + 1 - \alpha})` at fixed ``t`` (Lubich 1986). A kernel of order
+    ``p`` therefore needs the exponents :math:`\gamma < p - 1 + \alpha`; the one equal to it
+    contributes at order ``p`` too. For :math:`\alpha = 1/2`, ``p = 2`` that is
+    :math:`\gamma = \tfrac12, 1` (and :math:`\tfrac32`): measured orders at ``t = 1`` for
+    :math:`D^{1/2} y = -y`, ``N = 2048 → 4096``: 1.49 with :math:`\gamma = \tfrac12` only
+    (the theory's 1.5), 1.97 with two, 1.99 with three. Exponents :math:`\gamma \ge p` are
+    different: the kernel's error on :math:`t^\gamma` is then the interior
+    :math:`O(h^p)` error, not a start-up one, and forcing it to zero for one power of the
+    series (with weights on the first few values only) removes one term of the smooth
+    :math:`O(h^p)` error and leaves the rest. For :math:`\lambda = 3` that made the error at
+    ``t = 1``, ``N = 4096``, worse: 1.2e-8 with :math:`\gamma = \tfrac12, 1, \tfrac32`,
+    1.1e-7 with :math:`\gamma = 2` added, 4.0e-7 with :math:`2, \tfrac52` added (the same to
+    7 digits with 40-digit weights at ``N = 256, 512``, so not through round-off).
 
     **Arguments:**
 
