@@ -338,8 +338,10 @@ class Replay(AbstractEstimator):
 
     The free run records, at every step and for every element, its own branch voltage and
     its incremental conductance ``g_b[n] = ∂i_b[n]/∂v_b[n]`` (what each element must record
-    locally: resistors their voltage; diodes ``g_d(v)``; capacitors ``q'(v)/h``; inductors
-    ``h·s'(Φ)/L``; memristors ``r̂'(Ψ)``; CPEs nothing beyond their constant ``C h^{−α}``).
+    locally: resistors their voltage; diodes ``g_d(v)``; capacitors ``w_0 q'(v)/h``; inductors
+    ``h·s'(Φ)/(w_0 L)``, with ``w_0`` the current-step weight of the kernel's multistep method
+    (1 for backward Euler, 3/2 for BDF2); memristors ``r̂'(Ψ)``; CPEs nothing beyond their
+    constant ``C h^{−α}``).
     The replay runs the same circuit in reversed time with its independent sources zeroed
     (V shorted, I open), driven at each output ``k`` by the injected error current
     ``∂J/∂v_k[n] = dt·(v_k[n] − T_k[n])``; every element applies its small-signal law along
