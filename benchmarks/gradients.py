@@ -8,8 +8,10 @@ function at several N and its log–log slope in N.
 
     python benchmarks/gradients.py [--quick] [--out DIR]
 
-Ends with one line of key=value pairs: grad_over_fwd, ep_over_fwd, replay_over_fwd,
-grad_mem_slope, ep_mem_slope, replay_mem_slope.
+Ends with one line of key=value pairs: grad_over_fwd, ep_over_fwd, replay_over_fwd (min wall
+time), the same ratios of min process CPU time (``*_cpu``: less sensitive to other load on a
+shared machine, where wall time includes waiting for a core), grad_mem_slope, ep_mem_slope,
+replay_mem_slope.
 """
 
 from __future__ import annotations
@@ -56,12 +58,13 @@ def timed(fn, args, repeats):
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - t0
     jax.block_until_ready(compiled(*args))
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         jax.block_until_ready(compiled(*args))
         times.append(time.perf_counter() - t0)
-    return compiled, compile_s, min(times), float(np.median(times))
+        cpu.append(time.process_time() - c0)
+    return compiled, compile_s, min(times), float(np.median(times)), min(cpu)
 
 
 def main(argv=None) -> int:
@@ -87,11 +90,11 @@ def main(argv=None) -> int:
         return 1
 
     rows = []
-    times = {}
+    times, cpu_times = {}, {}
     mem = {name: {} for name in ("forward", "grad", "ep", "replay")}
     for name, fn in jobs(problem).items():
-        compiled, comp, tmin, tmed = timed(jax.jit(fn), (params, u, t), repeats)
-        times[name] = tmin
+        compiled, comp, tmin, tmed, cpu_min = timed(jax.jit(fn), (params, u, t), repeats)
+        times[name], cpu_times[name] = tmin, cpu_min
         mem[name][time_n] = compiled.memory_analysis().temp_size_in_bytes
         rows.append(
             {
@@ -100,6 +103,7 @@ def main(argv=None) -> int:
                 "compile_s": comp,
                 "min_s": tmin,
                 "median_s": tmed,
+                "min_cpu_s": cpu_min,
                 "temp_bytes": mem[name][time_n],
             }
         )
@@ -125,6 +129,9 @@ def main(argv=None) -> int:
         "grad_over_fwd": times["grad"] / times["forward"],
         "ep_over_fwd": times["ep"] / times["forward"],
         "replay_over_fwd": times["replay"] / times["forward"],
+        "grad_over_fwd_cpu": cpu_times["grad"] / cpu_times["forward"],
+        "ep_over_fwd_cpu": cpu_times["ep"] / cpu_times["forward"],
+        "replay_over_fwd_cpu": cpu_times["replay"] / cpu_times["forward"],
         "grad_mem_slope": slope(mem["grad"]),
         "ep_mem_slope": slope(mem["ep"]),
         "replay_mem_slope": slope(mem["replay"]),

@@ -10,10 +10,19 @@ solves it as a circuit: a unit step through ``R = 1/λ`` into a CPE (``C_α = 1`
 rest, so ``v_out = 1 − E_{1/2}(−λ√t) = 1 − erfcx(λ√t)`` and ``y = 1 − v_out`` (GL convolution
 quadrature, order 1, MNA + Newton per step; history backend `Exact`, and `SOE` when fracprop has
 it). Both run in float64 on the same uniform grid of N steps; both errors against erfcx are
-reported, as the max over the grid and at ``t = T``. fdeint also runs on a ladder of coarser
-grids to find the N at which it matches fracprop's error (``fdeint_speedup_matched`` for the
-max error, ``..._at_T`` for the error at T). fdeint runs with one torch thread (``--torch-threads``;
-its fastest setting here: its per-step tensors are too small for intra-op parallelism).
+reported, as the max over the grid and at ``t = T`` (``fdeint_speedup_equal_N``,
+``fdeint_err_ratio_equal_N``). fdeint also runs on a ladder of coarser grids to find the N at
+which it matches that first-order circuit run's error (``fdeint_speedup_matched`` for the max
+error, ``..._at_T`` for the error at T). The headline ``fdeint_speedup`` and
+``fdeint_err_ratio`` are at matched accuracy with fracprop's second-order scalar solver
+`fp.solve_linear_fde` (FBDF2 + Lubich starting weights for γ = α, 2α, 3α; the starting weights
+are not in the circuit stepper yet): the coarsest power-of-two N whose max error is at most
+fdeint's at the largest N, the whole call timed (host starting weights included);
+``fdeint_speedup`` = fdeint time / fracprop time, ``fdeint_err_ratio`` = fdeint max error /
+fracprop max error (≥ 1: fracprop is at least as accurate); ``fdeint_speedup_at_T`` and
+``fdeint_err_ratio_at_T_matched`` are the same matched at ``t = T``. fdeint runs with one
+torch thread (``--torch-threads``; its fastest setting here: its per-step tensors are too
+small for intra-op parallelism).
 
 **circulax** (JAX, `setup_transient`, default BDF2 and, in the full run, SDIRK3), on an
 integer-order RC ladder: a 1 V step (t > 0) into ``SECTIONS`` sections of R = 1 Ω, C = 1 F
@@ -21,7 +30,8 @@ from rest, on ``[0, 20 s]``. The exact solution is modal: ``v(t) = 1 − Q e^{�
 ``G = Q μ Qᵀ`` the ladder's conductance matrix (checked against `scipy.linalg.expm`). For each
 simulator the step count N is chosen so that the max error over all nodes and grid points is
 just below the same target (two pilot runs fit the observed order, then the predicted N is
-checked; backward Euler in fracprop, BDF2/SDIRK3 in circulax, so the step counts differ); then
+checked; fracprop with ``kernel=fp.FBDF2()``, i.e. BDF2 for the capacitors started by one
+backward-Euler step, circulax with BDF2/SDIRK3, so the step counts differ); then
 both are timed at those N. circulax runs in its own virtual environment (it pins an older JAX),
 created on first use, as a subprocess (`peers_circulax_worker.py`) that is started once and
 answers one JSON line per run; it is timed in that process the same way (``jax.jit``,
@@ -99,7 +109,7 @@ T_RC = 20.0  # the slowest time constant is 1/0.1206 = 8.3 s
 PILOTS = (200, 800)
 QUICK_TARGETS = (1e-3,)
 FULL_TARGETS = (1e-3, 1e-4)
-#: step-count cap of the matching search (fracprop needs ~37k for 1e-4)
+#: step-count cap of the matching search (backward Euler needed ~37k steps for 1e-4)
 MAX_STEPS = 400_000
 CIRCULAX_SPEC = "circulax==0.1.7"
 DEFAULT_VENV = Path.home() / ".cache" / "fracprop" / "venv-circulax"
@@ -258,6 +268,26 @@ def run_fracprop_fde(circuit, n: int, history, repeats: int) -> dict:
     }
 
 
+def run_fracprop_scalar(n: int, repeats: int) -> dict:
+    """`fp.solve_linear_fde` (FBDF2 + 3 Lubich starting weights), whole call timed.
+
+    The timed call includes the host computation of the starting weights (O(N²) NumPy), which
+    depends on α and N only and could be cached; it is counted here anyway.
+    """
+
+    def solve():
+        ts, y = fp.solve_linear_fde(LAM, ALPHA, 1.0, T_FDE, n)
+        return jax.block_until_ready((ts, y))
+
+    t0 = time.perf_counter()
+    ts, y = solve()
+    first = time.perf_counter() - t0
+    y, t = np.asarray(y), np.asarray(ts)
+    times = time_calls(solve, n_repeats(first, repeats))
+    max_err, end_err = fde_errors(y, t)
+    return {"first_call_s": first, "times_s": times, "max_err": max_err, "err_at_T": end_err}
+
+
 def run_fdeint(n: int, repeats: int) -> dict:
     import torch
     from FDEint import FDEint
@@ -388,10 +418,62 @@ def part_fdeint(args, repeats: int) -> dict:
         "fdeint_max_err": f["max_err"],
         "fracprop_err_at_T": fr["err_at_T"],
         "fdeint_err_at_T": f["err_at_T"],
-        "fdeint_speedup": f["min_s"] / fr["min_s"],
-        "fdeint_err_ratio": f["max_err"] / fr["max_err"],
+        "fdeint_speedup_equal_N": f["min_s"] / fr["min_s"],
+        "fdeint_err_ratio_equal_N": f["max_err"] / fr["max_err"],
         "fdeint_err_ratio_at_T": f["err_at_T"] / fr["err_at_T"],
     }
+
+    # ---- matched accuracy, second order: fracprop's scalar FBDF2 solver with starting weights
+    # (`solve_linear_fde`) on the coarsest power-of-two grid whose error is at most fdeint's at
+    # n_max, in the max norm (headline fdeint_speedup / fdeint_err_ratio) and at t = T
+    # (fdeint_speedup_at_T / fdeint_err_ratio_at_T_matched) ----
+    scalar = {}
+
+    def scalar_run(n):
+        if n not in scalar:
+            scalar[n] = run_fracprop_scalar(n, repeats)
+            r = scalar[n]
+            print(
+                f"fracprop FBDF2+SW N={n:<6} first {r['first_call_s']:6.2f} s  "
+                f"min {min(r['times_s']):8.4f} s  max err {r['max_err']:.3e}  "
+                f"err(T) {r['err_at_T']:.3e}",
+                flush=True,
+            )
+        return scalar[n]
+
+    for metric, suffix in (("max_err", ""), ("err_at_T", "_at_T")):
+        n = 16
+        while scalar_run(n)[metric] > f[metric] and n < n_max:
+            n *= 2
+        r = scalar_run(n)
+        if r[metric] > f[metric]:
+            rows.append(_fde_row("fracprop solve_linear_fde", "FBDF2 + 3 SW", n, r, "unmatched"))
+            continue
+        rows.append(
+            _fde_row(
+                "fracprop solve_linear_fde",
+                "FBDF2 + 3 starting weights",
+                n,
+                r,
+                f"matched_{metric}_of_fdeint_N{n_max}",
+            )
+        )
+        ratio_key = "fdeint_err_ratio" if metric == "max_err" else "fdeint_err_ratio_at_T_matched"
+        out["headline"].update(
+            {
+                f"fracprop_fbdf2{suffix}_N": n,
+                f"fracprop_fbdf2{suffix}_min_s": min(r["times_s"]),
+                f"fracprop_fbdf2{suffix}_max_err": r["max_err"],
+                f"fracprop_fbdf2{suffix}_err_at_T": r["err_at_T"],
+                f"fdeint_speedup{suffix}": f["min_s"] / min(r["times_s"]),
+                ratio_key: f[metric] / r[metric],
+            }
+        )
+        print(
+            f"fracprop FBDF2+SW reaches fdeint's {metric} {f[metric]:.3e} (N={n_max}) at "
+            f"N={n}: speedup {f['min_s'] / min(r['times_s']):.1f}",
+            flush=True,
+        )
 
     # ---- matched accuracy: the coarsest fdeint grid that reaches fracprop's error at n_max,
     # in the max norm over the grid and at t = T ----
@@ -515,10 +597,12 @@ def match_steps(label: str, run, target: float, repeats: int, log: list) -> dict
     raise RuntimeError(f"{label}: no N reached max error {target:g}")
 
 
-def fracprop_rc_runner(circuit, reference: LadderReference):
+def fracprop_rc_runner(circuit, reference: LadderReference, kernel=None):
+    kernel = fp.FBDF2() if kernel is None else kernel
+
     def run(n: int, repeats: int) -> dict:
         dt = T_RC / n
-        fn = jax.jit(lambda c: fp.simulate(c, dt=dt, steps=n, uic=True, throw=False))
+        fn = jax.jit(lambda c: fp.simulate(c, dt=dt, steps=n, kernel=kernel, uic=True, throw=False))
         t0 = time.perf_counter()
         traj = jax.block_until_ready(fn(circuit))
         compile_s = time.perf_counter() - t0
@@ -639,7 +723,7 @@ def part_circulax(args, repeats: int) -> dict:
     circuit = rc_ladder()
     frac_run = fracprop_rc_runner(circuit, reference)
 
-    # ---- fracprop (backward Euler) at each target ----
+    # ---- fracprop (BDF2: FBDF2 kernel, one backward-Euler start step) at each target ----
     frac = {}
     for target in targets:
         r = match_steps("fracprop", frac_run, target, repeats, out["calibration"])
@@ -647,7 +731,7 @@ def part_circulax(args, repeats: int) -> dict:
         out["rows"].append(
             {
                 "solver": "fracprop",
-                "method": "backward Euler (GL, a=1)",
+                "method": "BDF2 (FBDF2 kernel, BE start)",
                 "backend": "dense MNA",
                 "target_err": target,
                 "N": r["N"],
@@ -909,8 +993,10 @@ def main(argv=None) -> int:
             "lambda": LAM,
             "T": T_FDE,
             "reference": "erfcx(lambda sqrt(t))",
-            "fracprop": "unit step through R = 1/lambda into a CPE (C_alpha = 1), from rest; "
-            "y = 1 - v_out; GL kernel",
+            "fracprop": "equal N: unit step through R = 1/lambda into a CPE (C_alpha = 1), "
+            "from rest; y = 1 - v_out; GL kernel. Matched accuracy (fdeint_speedup, "
+            "fdeint_err_ratio): solve_linear_fde (FBDF2 + starting weights for gamma = "
+            "alpha, 2 alpha, 3 alpha), whole call timed, starting weights included",
             "fdeint": "FDEint.FDEint(f=-lambda*y, t=linspace(0,T,N+1), y0=1, alpha, "
             "dtype=float64) under torch.no_grad(): Diethelm PECE, full O(N^2) history; "
             "torch intra-op threads per --torch-threads (default 1)",
@@ -925,7 +1011,8 @@ def main(argv=None) -> int:
             "error": "max over all capacitor nodes and the N+1 grid points",
             "matching": f"pilot N {PILOTS}, observed order, smallest multiple of 8 with "
             "max_err <= target",
-            "fracprop": "simulate(uic=True): backward Euler (GL weights with a = 1)",
+            "fracprop": "simulate(uic=True, kernel=FBDF2()): BDF2 for the capacitors, "
+            "started by one backward-Euler step",
             "circulax": "setup_transient, ConstantStepSize dt=T/N, SaveAt(ts=grid), "
             "y0 = zeros, inside jax.jit",
         },
@@ -967,6 +1054,12 @@ def main(argv=None) -> int:
     summary = {
         "fdeint_speedup": fh.get("fdeint_speedup", nan),
         "fdeint_err_ratio": fh.get("fdeint_err_ratio", nan),
+        "fdeint_fracprop_N": fh.get("fracprop_fbdf2_N", 0),
+        "fdeint_speedup_at_T": fh.get("fdeint_speedup_at_T", nan),
+        "fdeint_err_ratio_at_T_matched": fh.get("fdeint_err_ratio_at_T_matched", nan),
+        "fdeint_fracprop_N_at_T": fh.get("fracprop_fbdf2_at_T_N", 0),
+        "fdeint_speedup_equal_N": fh.get("fdeint_speedup_equal_N", nan),
+        "fdeint_err_ratio_equal_N": fh.get("fdeint_err_ratio_equal_N", nan),
         "fdeint_err_ratio_at_T": fh.get("fdeint_err_ratio_at_T", nan),
         "fdeint_N": fh.get("N", 0),
         "fdeint_speedup_matched": fh.get("fdeint_speedup_matched", nan),

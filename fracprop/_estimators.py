@@ -22,12 +22,14 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ._circuit import Circuit
-from ._elements import Capacitors, ISources, Resistors, StepSetup, VSources
+from ._custom_types import Array
+from ._elements import Capacitors, ISources, Resistors, StepSetup, VSources, multistep_rate
 from ._history import AbstractHistory
+from ._kernels import AbstractKernel
 from ._laws import Linear
 from ._learning import LearningError, LearningProblem
 from ._simulate import _MNA, AbstractAccumulator
-from ._waveforms import Sampled
+from ._waveforms import AbstractWaveform, Sampled
 
 
 class AbstractEstimator(eqx.Module):
@@ -136,13 +138,50 @@ def _q(acc, order):
     return acc if order == 0.0 else acc[0]
 
 
-def _with_targets(circuit: Circuit, outputs, targets, dt, kind: str, strength) -> Circuit:
+class _SampledRow(AbstractWaveform):
+    """Row ``row`` of ``scale · values`` as a `Sampled` waveform, without copying the row.
+
+    `Sampled` holds a 1-D array, so handing it ``values[k]`` (or ``β·values[k]``) makes a copy
+    of every sampled input and target inside a jitted estimator: an O(N) temporary per source.
+    This waveform indexes the whole 2-D array (the estimator's argument buffer) at the step's
+    sample instead, with the same linear interpolation as `Sampled`.
+    """
+
+    values: Array  # (rows, N + 1)
+    dt: Array
+    scale: Array
+    row: int = eqx.field(static=True)
+
+    def __call__(self, t):
+        pos = t / self.dt
+        n = self.values.shape[1]
+        k = jnp.clip(jnp.floor(pos + 1e-9), 0, n - 1).astype(jnp.int32)
+        k1 = jnp.minimum(k + 1, n - 1)
+        frac = jnp.clip(pos - k, 0.0, 1.0)
+        lo, hi = self.values[self.row, k], self.values[self.row, k1]
+        return self.scale * (lo + frac * (hi - lo))
+
+    def describe(self):
+        return f"SAMPLED(row {self.row} of {self.values.shape}, dt={float(self.dt):.6g})"
+
+
+def _rows(values: Array, dt, scale=1.0) -> tuple[_SampledRow, ...]:
+    """One `_SampledRow` per row of ``values``, all sharing the one array."""
+    dtype = values.dtype
+    dt, scale = jnp.asarray(dt, dtype), jnp.asarray(scale, dtype)
+    return tuple(_SampledRow(values, dt, scale, k) for k in range(values.shape[0]))
+
+
+def _with_targets(
+    circuit: Circuit, outputs, targets, dt, kind: str, strength, kernel: AbstractKernel
+) -> Circuit:
     """Couple every output to its target by a nudge element of the given strength (DESIGN §5).
 
     Written in Norton form, so no node is added: a resistor ``S`` from the output to a target
     voltage ``T`` is a conductance ``S`` to ground plus an injected current ``S·T``; a
-    capacitor ``S`` to ``T`` (backward Euler, from rest) is a capacitor ``S`` to ground plus an
-    injected current ``S·(T[n] − T[n−1])/h`` with ``T[0]`` taken as 0 (the run starts from rest).
+    capacitor ``S`` to ``T`` (from rest, stepped like `Capacitors` by the kernel's multistep
+    method) is a capacitor ``S`` to ground plus an injected current ``S·(dT/dt)[n]``, the
+    same multistep derivative of ``T`` with ``T[0]`` taken as 0 (the run starts from rest).
     The new groups go after the existing ones, so branch and node indices are unchanged.
     """
     k_out = len(outputs)
@@ -151,17 +190,16 @@ def _with_targets(circuit: Circuit, outputs, targets, dt, kind: str, strength) -
     values = jnp.full((k_out,), strength)
     if kind == "resistor":
         nudge = Resistors(names, pairs, values)
-        drive = strength * targets
+        drive = _rows(targets, dt, strength)  # reads the targets in place
     else:
         nudge = Capacitors(names, pairs, values, Linear())
-        rest = targets.at[:, 0].set(0.0)
-        steps = jnp.diff(rest, axis=1, prepend=rest[:, :1]) / dt
-        drive = strength * steps
+        rate = multistep_rate(targets.at[:, 0].set(0.0), kernel, dt)
+        drive = _rows(rate, dt, strength)
     isrc = circuit.isources
     sources = ISources(
         isrc.names + tuple(f"__IT{k}" for k in range(k_out)),
         isrc.nodes + tuple((-1, circuit.node_names.index(o)) for o in outputs),
-        isrc.waveforms + tuple(Sampled(drive[k], dt) for k in range(k_out)),
+        isrc.waveforms + drive,
     )
     return Circuit(
         circuit.node_names, circuit.groups + (nudge,), circuit.vsources, sources, circuit.title
@@ -228,12 +266,20 @@ class EP(AbstractEstimator):
         """Q_l(β) for every synapse, accumulated online (no trajectory is stored)."""
         circuit = problem.combine(params)
         nudged = _with_targets(
-            circuit, problem.outputs, targets, problem.dt, self.nudge, beta * self.strength
+            circuit,
+            problem.outputs,
+            targets,
+            problem.dt,
+            self.nudge,
+            beta * self.strength,
+            problem.kernel,
         )
         acc = _Contrast(
             tuple(int(b) for b in _synapse_branches(problem)), float(self.order), problem.history
         )
-        traj = problem.simulate(params, inputs, circuit=nudged, accumulator=acc, save_states=False)
+        # The inputs as waveforms that read the argument in place (no per-source copy).
+        feeds = _rows(jnp.asarray(inputs), problem.dt)
+        traj = problem.simulate(params, feeds, circuit=nudged, accumulator=acc, save_states=False)
         return _q(traj.accumulated, self.order)
 
     def one(self, problem, params, inputs, targets):
@@ -292,8 +338,10 @@ class Replay(AbstractEstimator):
 
     The free run records, at every step and for every element, its own branch voltage and
     its incremental conductance ``g_b[n] = ∂i_b[n]/∂v_b[n]`` (what each element must record
-    locally: resistors their voltage; diodes ``g_d(v)``; capacitors ``q'(v)/h``; inductors
-    ``h·s'(Φ)/L``; memristors ``r̂'(Ψ)``; CPEs nothing beyond their constant ``C h^{−α}``).
+    locally: resistors their voltage; diodes ``g_d(v)``; capacitors ``w_0 q'(v)/h``; inductors
+    ``h·s'(Φ)/(w_0 L)``, with ``w_0`` the current-step weight of the kernel's multistep method
+    (1 for backward Euler, 3/2 for BDF2); memristors ``r̂'(Ψ)``; CPEs nothing beyond their
+    constant ``C h^{−α}``).
     The replay runs the same circuit in reversed time with its independent sources zeroed
     (V shorted, I open), driven at each output ``k`` by the injected error current
     ``∂J/∂v_k[n] = dt·(v_k[n] − T_k[n])``; every element applies its small-signal law along

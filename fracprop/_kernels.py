@@ -30,6 +30,20 @@ class AbstractKernel(eqx.Module):
     def weights(self, order: Array, steps: int) -> Array:
         """Weights of shape ``order.shape + (steps + 1,)``."""
 
+    def integer_weights(self) -> tuple[tuple[float, ...], ...]:
+        """The linear multistep method that integer-order elements (``C``, ``L``) step with.
+
+        Row ``r`` holds the weights ``w_0, w_1, …`` of ``h·d/dt`` used at step ``n = r + 1``;
+        the last row is used from then on. The last row is the kernel's weights for order 1
+        (a finite list); the rows before it are the method's start (see `FBDF2`).
+
+        **Raises:** `NotImplementedError` for a kernel that does not define them.
+        """
+        raise NotImplementedError(
+            f"the kernel {type(self).__name__} does not define integer_weights(), which "
+            "integer-order capacitors and inductors need; use GL() or FBDF2()"
+        )
+
 
 class GL(AbstractKernel):
     r"""Grünwald–Letnikov weights, the convolution quadrature of backward Euler (order 1).
@@ -39,8 +53,12 @@ class GL(AbstractKernel):
     ``a = 0`` the identity ``[1, 0, …]``. The weights for ``a`` and ``-a`` are convolution
     inverses, so ``D^a I^a`` is the identity to round-off.
 
-    The product form is differentiable in ``a``.
+    The product form is differentiable in ``a``. Integer-order capacitors and inductors step
+    with backward Euler, ``[1, −1]`` (`integer_weights`).
     """
+
+    def integer_weights(self):
+        return ((1.0, -1.0),)
 
     def weights(self, order, steps):
         order = jnp.asarray(order)
@@ -81,7 +99,19 @@ class FBDF2(AbstractKernel):
 
     On its own the scheme is only first order for solutions that behave like :math:`t^\alpha`
     near ``t = 0`` (DESIGN §2); second order needs `starting_weights`.
+
+    Integer-order capacitors and inductors step with BDF2, ``[3/2, −2, 1/2]``, started by one
+    backward-Euler step ``[1, −1]`` (`integer_weights`). That start is Lubich's starting
+    correction for :math:`\gamma = 1`: the BDF2 convolution of ``z = x − x(0)`` (zero for
+    ``t ≤ 0``) is exact for ``z = t`` at every ``n ≥ 2`` but gives ``3/2`` instead of ``1`` at
+    ``n = 1``. A solution whose derivative jumps at ``t = 0`` (a source step, or any start
+    whose history before ``t = 0`` is held constant: rest or the DC operating point) would
+    otherwise carry an O(h) error from the first step; with the start the local error of the
+    first step is O(h²) and the method is second order for solutions smooth on ``t ≥ 0``.
     """
+
+    def integer_weights(self):
+        return ((1.0, -1.0), (1.5, -2.0, 0.5))
 
     def weights(self, order, steps):
         return _fbdf2_weights(jnp.asarray(order), steps)
@@ -192,10 +222,24 @@ def starting_weights(
     :math:`\varepsilon\, \mathrm{cond}(V)\, t_n^{\gamma - a}` times the size of ``x``, so it
     stays at round-off level: for :math:`D^{1/2} y = -\lambda y` at ``N = 512`` the solutions
     with float64 and with 30-digit starting weights agree to 4e-15. Float64 is therefore enough
-    for a few well-separated exponents; pass ``dps`` when cond(V) is large. More exponents do not
-    help here: a fourth one (:math:`\gamma = 2`) for :math:`\alpha = 1/2`, :math:`\lambda = 3`
-    raised the error at ``t = 1`` from 1.2e-8 to 1.1e-7 at ``N = 4096`` (and from 7.2e-7 to
-    4.7e-6 at ``N = 512`` with 30-digit weights, so not through round-off).
+    for a few well-separated exponents; pass ``dps`` when cond(V) is large.
+
+    **Which exponents.** For a solution :math:`\sum_k c_k t^{k\alpha}` of an equation of order
+    :math:`\alpha`, an uncorrected power :math:`t^\gamma` leaves a residual of size
+    :math:`h^{\gamma+1} t^{-\alpha-1}` near ``t = 0``, which the solution operator turns into
+    an error :math:`O(h^{\gamma + 1 - \alpha})` at fixed ``t`` (Lubich 1986). A kernel of order
+    ``p`` therefore needs the exponents :math:`\gamma < p - 1 + \alpha`; the one equal to it
+    contributes at order ``p`` too. For :math:`\alpha = 1/2`, ``p = 2`` that is
+    :math:`\gamma = \tfrac12, 1` (and :math:`\tfrac32`): measured orders at ``t = 1`` for
+    :math:`D^{1/2} y = -y`, ``N = 2048 → 4096``: 1.49 with :math:`\gamma = \tfrac12` only
+    (the theory's 1.5), 1.97 with two, 1.99 with three. Exponents :math:`\gamma \ge p` are
+    different: the kernel's error on :math:`t^\gamma` is then the interior
+    :math:`O(h^p)` error, not a start-up one, and forcing it to zero for one power of the
+    series (with weights on the first few values only) removes one term of the smooth
+    :math:`O(h^p)` error and leaves the rest. For :math:`\lambda = 3` that made the error at
+    ``t = 1``, ``N = 4096``, worse: 1.2e-8 with :math:`\gamma = \tfrac12, 1, \tfrac32`,
+    1.1e-7 with :math:`\gamma = 2` added, 4.0e-7 with :math:`2, \tfrac52` added (the same to
+    7 digits with 40-digit weights at ``N = 256, 512``, so not through round-off).
 
     **Arguments:**
 

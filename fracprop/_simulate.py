@@ -553,7 +553,14 @@ def _run(
         )
         return new, out
 
-    final, outs = jax.lax.scan(step, init, jnp.arange(1, steps + 1))
+    # The step index rides in the carry rather than as scanned `jnp.arange(1, steps + 1)`,
+    # which XLA materialises: an O(N) buffer in runs whose memory is otherwise O(1) in N.
+    def counted_step(carry_n, _):
+        carry, nstep = carry_n
+        new, out = step(carry, nstep)
+        return (new, nstep + 1), out
+
+    (final, _), outs = jax.lax.scan(counted_step, (init, jnp.asarray(1)), None, length=steps)
     if save_states:
         xs = jnp.concatenate([x0[None], outs["x"]], axis=0)
         iters = jnp.concatenate([jnp.zeros((1,), outs["iters"].dtype), outs["iters"]])
@@ -615,7 +622,13 @@ def simulate(
     - ``circuit``: a `Circuit` (from `CircuitBuilder` or `parse_netlist`).
     - ``dt``: the time step in seconds (may be a traced array); ``steps``: number of steps
       (static).
-    - ``kernel``: convolution quadrature of the fractional operators (default `GL`).
+    - ``kernel``: convolution quadrature of the fractional operators, and the multistep method
+      of the integer-order capacitors and inductors (`AbstractKernel.integer_weights`):
+      `GL` (default) is backward Euler, `FBDF2` is BDF2 started by one backward-Euler step,
+      second order on circuits of C, L, R and sources (from rest or from the DC operating
+      point) as long as the sources are smooth for ``t > 0``. A source that jumps at some
+      ``t > 0`` makes the BDF2 error O(dt) after the jump (SPICE restarts its integrator at
+      such breakpoints; fracprop does not).
     - ``history``: the history backend (default `Exact`, full convolution).
     - ``uic``: start from rest instead of the DC operating point (SPICE's UIC). Circuits with
       fractional elements (memristors, CPEs) always start from rest: all voltages, currents

@@ -12,6 +12,11 @@ Measured errors at t = 1 (float64, T = 1, y0 = 1), N = 256 … 4096, and fitted 
 | α = 1/2, λ = 3  | FBDF2 + 3 starting w.   | 1.23e-8         | 1.945 |
 | α = 0.7, λ = 1  | FBDF2 + 3 starting w.   | 4.28e-9         | 1.976 |
 | α = 0.7, λ = 2  | FBDF2 + 3 starting w.   | 2.65e-8         | 1.966 |
+
+With 3 starting weights the *largest* error over the grid is at t = h, not at t = 1: 1.08e-8
+(λ = 1) and 7.60e-7 (λ = 3) at N = 4096. For λ = 3 the error at t = 1 with γ = ½, 1 is
+1.63e-8; with γ = ½, 1, 3/2 1.23e-8; adding γ = 2 gives 1.07e-7 and adding 2, 5/2 gives 3.95e-7
+(see `starting_weights`: exponents γ ≥ p only remove one term of the interior O(h²) error).
 """
 
 from __future__ import annotations
@@ -233,12 +238,24 @@ def test_fbdf2_error_bound_lambda_one():
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue bound not met: measured 1.23e-8 > 1e-8 at N = 4096 for λ = 3. The O(h²) "
-    "constant grows with λ (the uncorrected t^{4α} term has coefficient ~λ⁴/2); the same value "
-    "comes out with 30-digit starting weights, and a 4th starting weight makes it worse.",
+    reason="issue bound not met: measured 1.23e-8 > 1e-8 at t = 1, N = 4096, λ = 3. What is "
+    "left is FBDF2's interior error C h² (C ≈ 0.21 for λ = 3, 0.025 for λ = 1), which no "
+    "starting weight removes: the exponents below p − 1 + α = 3/2 (and 3/2 itself) are "
+    "already corrected, 40-digit weights give the same error, and adding γ = 2 or 2, 5/2 "
+    "makes it worse (1.07e-7, 3.95e-7). Meeting it needs N ≳ 4540 or a higher-order scheme.",
 )
 def test_fbdf2_error_bound_lambda_three():
     assert error_at_one(3.0, 0.5, 4096, erfcx(3.0), kernel=FBDF2(), n_start=3) <= 1e-8
+
+
+@pytest.mark.parametrize("n_start, low, high", [(1, 1.4, 1.6), (2, 1.85, 2.15)])
+def test_order_follows_the_first_uncorrected_exponent(n_start, low, high):
+    # Theory (`starting_weights`): an uncorrected t^γ costs O(h^{γ+1−α}) at fixed t, so with
+    # γ = α, …, mα corrected the order is min(p, (m+1)α + 1 − α) = min(2, 1 + mα): 1.5 for
+    # m = 1 and 2 for m = 2 at α = ½. Measured 1.475 and 1.948 over SIZES (λ = 1).
+    exact = erfcx(1.0)
+    errors = [error_at_one(1.0, 0.5, n, exact, kernel=FBDF2(), n_start=n_start) for n in SIZES]
+    assert low <= fitted_order(SIZES, errors) <= high, errors
 
 
 @pytest.mark.parametrize("lam", [1.0, 2.0])
