@@ -31,7 +31,7 @@ import numpy as np
 from ._circuit import Circuit, check_dc_loops
 from ._custom_types import Array
 from ._elements import CPEs, Memristors, StepSetup, tree_dtype_cast
-from ._history import AbstractHistory, Exact
+from ._history import AbstractHistory, resolve_history
 from ._kernels import GL, AbstractKernel
 from ._progress import AbstractProgress, NoProgress
 
@@ -594,7 +594,7 @@ def simulate(
     dt: float | Array,
     steps: int,
     kernel: AbstractKernel = GL(),
-    history: AbstractHistory = Exact(),
+    history: AbstractHistory | str = "auto",
     uic: bool = False,
     inputs: dict[str, Any] | None = None,
     throw: bool = True,
@@ -616,7 +616,9 @@ def simulate(
     - ``dt``: the time step in seconds (may be a traced array); ``steps``: number of steps
       (static).
     - ``kernel``: convolution quadrature of the fractional operators (default `GL`).
-    - ``history``: the history backend (default `Exact`, full convolution).
+    - ``history``: the history backend: an `AbstractHistory` or one of ``"auto"`` (default:
+      `SOE` for the `GL` kernel beyond 1024 steps, else `Exact`), ``"exact"``, ``"dense"``,
+      ``"hls"``, ``"soe"`` (see `resolve_history`).
     - ``uic``: start from rest instead of the DC operating point (SPICE's UIC). Circuits with
       fractional elements (memristors, CPEs) always start from rest: all voltages, currents
       and histories are zero for ``t ≤ 0``, and the sources act from the first step on.
@@ -663,6 +665,7 @@ def simulate(
     if not rest:
         check_dc_loops(circuit)
     rtol, atol = _tolerances(dtype, rtol, atol)
+    history = resolve_history(history, kernel, int(steps))
     traj = _run(
         circuit,
         dt,
