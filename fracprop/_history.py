@@ -260,11 +260,12 @@ def _switch_in_place(branches, index, pending, operands):
     """``branches[index − 1](pending, *operands)``, or ``pending`` unchanged when ``index = 0``.
 
     The same as `jax.lax.switch` with an identity branch 0, but ``pending`` (O(C·N)) is
-    updated in place. XLA copies a buffer that passes through a conditional, which would cost
-    O(C·N) per step; a `jax.lax.fori_loop` with 0 or 1 trips per branch updates its carry in
-    place (`jax.lax.switch` is what it computes, and its derivative). Loops with a traced trip count cannot be transposed, so the derivative is the JVP of
-    the `jax.lax.switch` form, which reverse mode can transpose. The step counter is never
-    batched, so under `jax.vmap` the loops (and the switch of the derivative) stay real branches.
+    updated in place: XLA copies a buffer that passes through a conditional (measured: HLS was
+    then O(N²), slower than `Exact`), while a `jax.lax.fori_loop` with 0 or 1 trips per branch
+    updates its carry in place. Loops with a traced trip count cannot be transposed, so the
+    derivative (a `jax.custom_jvp`) is the JVP of the `jax.lax.switch` form, which reverse mode
+    can transpose; it pays the copies. The step counter is not batched by `jax.vmap`, so the
+    loops (and the switch of the derivative) stay real branches there.
     """
     for k, branch in enumerate(branches):
         trips = (index == k + 1).astype(jnp.int32)
@@ -320,10 +321,11 @@ class Dense(AbstractHistory):
     rows ``u[q, s] = w_{qB+s+1}``, ``y_i = Σ_l Z[i+l, l]`` where ``Z = uᵀ r`` is one matrix
     product per channel, contracting over the ``q`` rows (work 2·B·M per channel for ``M``
     history values, instead of one memory-bound dot product per step). ``M`` is the smallest
-    ``B·2^k ≥ m``: a `jax.lax.switch` on the (unbatched) step counter picks the branch of that
-    static size, so the far field costs O(C·N²) flops in all, at matrix-product speed, and stays
-    a real branch under `jax.vmap`. The near field is a masked dot product of length ``B`` per
-    step. Exact to round-off for any kernel.
+    ``B·2^k ≥ m``: the (unbatched) step counter selects the branch of that static size (see
+    `_switch_in_place`), so the far field costs O(C·N²) flops in all, at matrix-product speed,
+    and stays a real branch under `jax.vmap`. ``y`` goes into a pending buffer; ``history``
+    reads ``H[n] = y_{n−m} + near``, the near field being a masked dot product of length ``B``.
+    Exact to round-off for any kernel.
 
     The state holds every value (O(C·N) memory), so reverse mode stores O(C·N) per step,
     O(C·N²) in all: use it for forward runs and moderate-``N`` gradients; `SOE` is the gradient
@@ -415,8 +417,8 @@ class HLS(AbstractHistory):
     linear convolution with ``[0, w_1, …, w_{2b−1}]``; a circular FFT convolution of the
     power-of-two size ``2b`` gives those outputs without aliasing. The weight spectra of every
     level are computed once, in ``init``. The history sum is then
-    ``H[n] = pending[n] + Σ_{j=1}^{n mod L} w_j x[n−j]`` (the near field of n's leaf). A
-    `jax.lax.switch` on the (unbatched) step counter selects the level, so each branch has
+    ``H[n] = pending[n] + Σ_{j=1}^{n mod L} w_j x[n−j]`` (the near field of n's leaf). The
+    (unbatched) step counter selects the level (see `_switch_in_place`), so each branch has
     static shapes and stays a real branch under `jax.vmap`. Work: O(C·L) per step for the near
     field plus O(C·N log² N) in all for the FFTs. Exact to round-off for any kernel.
 
