@@ -267,17 +267,23 @@ def _switch_in_place(branches, index, pending, operands):
     can transpose; it pays the copies. The step counter is not batched by `jax.vmap`, so the
     loops (and the switch of the derivative) stay real branches there.
     """
-    for k, branch in enumerate(branches):
-        trips = (index == k + 1).astype(jnp.int32)
 
-        def body(_, p, f=branch):
-            # Tie the operands to the carry, or XLA hoists the loop-invariant work (the whole
-            # branch but its last update) out of the loop and runs it at every step.
-            p, ops = jax.lax.optimization_barrier((p, operands))
-            return f(p, *ops)
+    def branch_loops(_, pending):
+        for k, branch in enumerate(branches):
+            trips = (index == k + 1).astype(jnp.int32)
 
-        pending = jax.lax.fori_loop(0, trips, body, pending)
-    return pending
+            def body(_, p, f=branch):
+                # Tie the operands to the carry, or XLA hoists the loop-invariant work (the
+                # whole branch but its last update) out of the loop and runs it at every step.
+                p, ops = jax.lax.optimization_barrier((p, operands))
+                return f(p, *ops)
+
+            pending = jax.lax.fori_loop(0, trips, body, pending)
+        return pending
+
+    # One outer loop, entered only when some branch is due, keeps the per-step cost of the
+    # other steps at one loop test instead of one per branch.
+    return jax.lax.fori_loop(0, (index > 0).astype(jnp.int32), branch_loops, pending)
 
 
 @_switch_in_place.defjvp
