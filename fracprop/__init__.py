@@ -21,9 +21,12 @@ from ._estimators import CoupledLearning as CoupledLearning
 from ._estimators import FiniteDifference as FiniteDifference
 from ._estimators import Replay as Replay
 from ._fde import solve_linear_fde as solve_linear_fde
+from ._history import HLS as HLS
 from ._history import SOE as SOE
 from ._history import AbstractHistory as AbstractHistory
+from ._history import Dense as Dense
 from ._history import Exact as Exact
+from ._history import resolve_history as resolve_history
 from ._kernels import FBDF2 as FBDF2
 from ._kernels import GL as GL
 from ._kernels import AbstractKernel as AbstractKernel

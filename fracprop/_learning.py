@@ -25,7 +25,7 @@ import numpy as np
 
 from ._circuit import Circuit, CircuitError
 from ._custom_types import Array
-from ._history import AbstractHistory, Exact
+from ._history import AbstractHistory, resolve_history
 from ._kernels import GL, AbstractKernel
 from ._simulate import Trajectory, simulate
 
@@ -105,7 +105,8 @@ class LearningProblem(eqx.Module):
     - ``trainable``: element-name patterns, optionally with a parameter (``"R*"``,
       ``"M1.alpha"``), or ``(element, parameter)`` pairs; default every linear resistor's
       conductance (the synapses).
-    - ``kernel``, ``history``: as in `simulate`.
+    - ``kernel``, ``history``: as in `simulate` (a ``history`` name is resolved here, with
+      this problem's ``steps``).
 
     Data: inputs of shape ``(len(inputs), steps + 1)`` and targets of shape
     ``(len(outputs), steps + 1)``, with an optional leading batch axis on both.
@@ -130,7 +131,7 @@ class LearningProblem(eqx.Module):
         steps: int,
         trainable=None,
         kernel: AbstractKernel = GL(),
-        history: AbstractHistory = Exact(),
+        history: AbstractHistory | str = "auto",
     ):
         if isinstance(inputs, str):
             inputs = (inputs,)
@@ -164,7 +165,7 @@ class LearningProblem(eqx.Module):
         self.steps = int(steps)
         self.trainable = _parse_selection(circuit, trainable)
         self.kernel = kernel
-        self.history = history
+        self.history = resolve_history(history, kernel, int(steps))
 
     # -- parameters ------------------------------------------------------------------------
     def _leaf_getters(self):

@@ -31,7 +31,7 @@ import numpy as np
 from ._circuit import Circuit, check_dc_loops
 from ._custom_types import Array
 from ._elements import CPEs, Memristors, StepSetup, tree_dtype_cast
-from ._history import AbstractHistory, Exact
+from ._history import AbstractHistory, resolve_history
 from ._kernels import GL, AbstractKernel
 from ._progress import AbstractProgress, NoProgress
 
@@ -601,7 +601,7 @@ def simulate(
     dt: float | Array,
     steps: int,
     kernel: AbstractKernel = GL(),
-    history: AbstractHistory = Exact(),
+    history: AbstractHistory | str = "auto",
     uic: bool = False,
     inputs: dict[str, Any] | None = None,
     throw: bool = True,
@@ -629,7 +629,9 @@ def simulate(
       point) as long as the sources are smooth for ``t > 0``. A source that jumps at some
       ``t > 0`` makes the BDF2 error O(dt) after the jump (SPICE restarts its integrator at
       such breakpoints; fracprop does not).
-    - ``history``: the history backend (default `Exact`, full convolution).
+    - ``history``: the history backend: an `AbstractHistory` or one of ``"auto"`` (default:
+      `SOE` for the `GL` kernel beyond 1024 steps, else `Exact`), ``"exact"``, ``"dense"``,
+      ``"hls"``, ``"soe"`` (see `resolve_history`).
     - ``uic``: start from rest instead of the DC operating point (SPICE's UIC). Circuits with
       fractional elements (memristors, CPEs) always start from rest: all voltages, currents
       and histories are zero for ``t ≤ 0``, and the sources act from the first step on.
@@ -676,6 +678,7 @@ def simulate(
     if not rest:
         check_dc_loops(circuit)
     rtol, atol = _tolerances(dtype, rtol, atol)
+    history = resolve_history(history, kernel, int(steps))
     traj = _run(
         circuit,
         dt,
