@@ -68,6 +68,7 @@ from ._dc import (
     _theta,
     _z,
 )
+from ._estimators import masked_batch_mean
 
 
 def _parse_outputs(net: ResistiveNetwork, outputs) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -278,13 +279,7 @@ class AbstractDCEstimator(eqx.Module):
         """The estimate for one example."""
 
     def __call__(self, problem: ResistiveProblem, params, inputs, targets) -> dict:
-        u, t, batched = problem.check_data(inputs, targets)
-        if batched:
-            grads = jax.vmap(lambda u, t: self.one(problem, params, u, t))(u, t)
-            grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
-        else:
-            grads = self.one(problem, params, u, t)
-        return jax.tree.map(lambda g, m: g * m, grads, problem.mask())
+        return masked_batch_mean(self.one, problem, params, inputs, targets)
 
 
 class GeneralizedEP(AbstractDCEstimator):

@@ -45,13 +45,19 @@ class AbstractEstimator(eqx.Module):
     def __call__(self, problem: LearningProblem, params, inputs, targets):
         if self.synapses_only:
             _check_synapses(problem, type(self).__name__)
-        u, t, batched = problem.check_data(inputs, targets)
-        if batched:
-            grads = jax.vmap(lambda u, t: self.one(problem, params, u, t))(u, t)
-            grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
-        else:
-            grads = self.one(problem, params, u, t)
-        return jax.tree.map(lambda g, m: g * m, grads, problem.mask())
+        return masked_batch_mean(self.one, problem, params, inputs, targets)
+
+
+def masked_batch_mean(one, problem, params, inputs, targets):
+    """``one(problem, params, u, t)`` for one example, or its mean over a leading batch axis
+    (under ``vmap``), times ``problem.mask()``: the shared call of every estimator."""
+    u, t, batched = problem.check_data(inputs, targets)
+    if batched:
+        grads = jax.vmap(lambda u, t: one(problem, params, u, t))(u, t)
+        grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
+    else:
+        grads = one(problem, params, u, t)
+    return jax.tree.map(lambda g, m: g * m, grads, problem.mask())
 
 
 def _is_number(x) -> bool:
