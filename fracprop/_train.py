@@ -124,7 +124,7 @@ class _Settings:
     checkpoint_every: int = 50
     train_fraction: float = 1.0
     seed: int = 0
-    shard: Literal["auto", "on", "off"] = "auto"
+    shard: Literal["auto", "on", "off"] = "off"
 
     def __post_init__(self):
         for key in ("steps", "batch_size", "eval_every", "checkpoint_every"):
@@ -148,9 +148,11 @@ class TrainConfig(_Settings):
       ``checkpoint_every``: write ``checkpoint.eqx`` every so many steps (and at the end).
     - ``train_fraction``: train only a random fraction ``p`` of the trainable entries.
     - ``seed``: the task's data and initial parameters, the batch order and the partial mask.
-    - ``shard``: split each batch over all visible devices (parameters replicated): ``auto``
-      when there are several devices and ``batch_size`` is a multiple of their number,
-      ``on`` (required), ``off``.
+    - ``shard``: split each batch over all visible devices (parameters replicated): ``on``
+      (``batch_size`` must be a multiple of the device count), ``auto`` (when there are several
+      devices and it is), or ``off`` (the default). Off by default because a sharded step of a
+      resistive (DC) task hung on 8 fake CPU devices (while-loop conditions reduced across
+      devices); transient tasks shard correctly (tested).
     """
 
     task: Any
