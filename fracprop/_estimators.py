@@ -29,7 +29,7 @@ from ._kernels import AbstractKernel
 from ._laws import Linear
 from ._learning import LearningError, LearningProblem
 from ._simulate import _MNA, AbstractAccumulator
-from ._waveforms import AbstractWaveform, Sampled
+from ._waveforms import AbstractWaveform, Sampled, sample_position
 
 
 class AbstractEstimator(eqx.Module):
@@ -159,11 +159,7 @@ class _SampledRow(AbstractWaveform):
     row: int = eqx.field(static=True)
 
     def __call__(self, t):
-        pos = t / self.dt
-        n = self.values.shape[1]
-        k = jnp.clip(jnp.floor(pos + 1e-9), 0, n - 1).astype(jnp.int32)
-        k1 = jnp.minimum(k + 1, n - 1)
-        frac = jnp.clip(pos - k, 0.0, 1.0)
+        k, k1, frac = sample_position(t, self.dt, self.values.shape[1])
         lo, hi = self.values[self.row, k], self.values[self.row, k1]
         return self.scale * (lo + frac * (hi - lo))
 

@@ -181,15 +181,21 @@ class Sampled(AbstractWaveform):
             raise ValueError(f"Sampled dt={float(self.dt)} must be > 0.")
 
     def __call__(self, t):
-        pos = t / self.dt
-        n = self.values.shape[0]
-        k = jnp.clip(jnp.floor(pos + 1e-9), 0, n - 1).astype(jnp.int32)
-        k1 = jnp.minimum(k + 1, n - 1)
-        frac = jnp.clip(pos - k, 0.0, 1.0)
+        k, k1, frac = sample_position(t, self.dt, self.values.shape[0])
         return self.values[k] + frac * (self.values[k1] - self.values[k])
 
     def describe(self):
         return f"SAMPLED({self.values.shape[0]} points, dt={float(self.dt):.6g})"
+
+
+def sample_position(t, dt, n: int):
+    """Linear interpolation on the grid ``k·dt``, ``k = 0 … n−1`` (clamped at both ends):
+    ``(k, k + 1, fraction)`` with the value at ``t`` = ``x[k] + fraction·(x[k+1] − x[k])``."""
+    pos = t / dt
+    k = jnp.clip(jnp.floor(pos + 1e-9), 0, n - 1).astype(jnp.int32)
+    k1 = jnp.minimum(k + 1, n - 1)
+    frac = jnp.clip(pos - k, 0.0, 1.0)
+    return k, k1, frac
 
 
 def as_waveform(value) -> AbstractWaveform:
