@@ -247,6 +247,26 @@ def _fde_row(solver: str, history: str, n: int, r: dict, role: str) -> dict:
     }
 
 
+def _ladder_row(
+    solver: str, method: str, backend: str, target: float, n: int, r: dict, role: str
+) -> dict:
+    """One CSV row for a timed run of the RC ladder."""
+    return {
+        "solver": solver,
+        "method": method,
+        "backend": backend,
+        "target_err": target,
+        "N": n,
+        "dt": T_RC / n,
+        "max_err": r["max_err"],
+        "compile_s": r["compile_s"],
+        "min_s": min(r["times_s"]),
+        "median_s": statistics.median(r["times_s"]),
+        "repeats": len(r["times_s"]),
+        "role": role,
+    }
+
+
 def run_fracprop_fde(circuit, n: int, history, repeats: int) -> dict:
     dt = T_FDE / n
     fn = jax.jit(lambda c: fp.simulate(c, dt=dt, steps=n, history=history, throw=False))
@@ -729,20 +749,15 @@ def part_circulax(args, repeats: int) -> dict:
         r = match_steps("fracprop", frac_run, target, repeats, out["calibration"])
         frac[target] = r
         out["rows"].append(
-            {
-                "solver": "fracprop",
-                "method": "BDF2 (FBDF2 kernel, BE start)",
-                "backend": "dense MNA",
-                "target_err": target,
-                "N": r["N"],
-                "dt": T_RC / r["N"],
-                "max_err": r["max_err"],
-                "compile_s": r["compile_s"],
-                "min_s": min(r["times_s"]),
-                "median_s": statistics.median(r["times_s"]),
-                "repeats": len(r["times_s"]),
-                "role": "matched",
-            }
+            _ladder_row(
+                "fracprop",
+                "BDF2 (FBDF2 kernel, BE start)",
+                "dense MNA",
+                target,
+                r["N"],
+                r,
+                "matched",
+            )
         )
 
     if args.skip_circulax:
@@ -800,20 +815,15 @@ def part_circulax(args, repeats: int) -> dict:
                 )
                 for backend, rr in runs.items():
                     out["rows"].append(
-                        {
-                            "solver": "circulax",
-                            "method": f"{rr['transient_solver']}",
-                            "backend": f"{backend} ({rr['linear_solver']})",
-                            "target_err": target,
-                            "N": r["N"],
-                            "dt": T_RC / r["N"],
-                            "max_err": rr["max_err"],
-                            "compile_s": rr["compile_s"],
-                            "min_s": min(rr["times_s"]),
-                            "median_s": statistics.median(rr["times_s"]),
-                            "repeats": len(rr["times_s"]),
-                            "role": "matched",
-                        }
+                        _ladder_row(
+                            "circulax",
+                            f"{rr['transient_solver']}",
+                            f"{backend} ({rr['linear_solver']})",
+                            target,
+                            r["N"],
+                            rr,
+                            "matched",
+                        )
                     )
         if not args.quick:
             # per-step cost at equal N: circulax's default method at fracprop's matched N
@@ -822,20 +832,15 @@ def part_circulax(args, repeats: int) -> dict:
             for backend in ("default", "dense"):
                 rr = worker.run(reference, n, repeats, backend=backend)
                 out["rows"].append(
-                    {
-                        "solver": "circulax",
-                        "method": rr["transient_solver"],
-                        "backend": f"{backend} ({rr['linear_solver']})",
-                        "target_err": target,
-                        "N": n,
-                        "dt": T_RC / n,
-                        "max_err": rr["max_err"],
-                        "compile_s": rr["compile_s"],
-                        "min_s": min(rr["times_s"]),
-                        "median_s": statistics.median(rr["times_s"]),
-                        "repeats": len(rr["times_s"]),
-                        "role": "equal_N",
-                    }
+                    _ladder_row(
+                        "circulax",
+                        rr["transient_solver"],
+                        f"{backend} ({rr['linear_solver']})",
+                        target,
+                        n,
+                        rr,
+                        "equal_N",
+                    )
                 )
     except Exception as exc:  # an unusable peer gives nan, never a made-up number
         out.update(status="failed", reason=f"{type(exc).__name__}: {exc}")
