@@ -2,7 +2,9 @@
 
 `fracprop.BENCHMARK_NETWORK` (16 inputs, 64 tanh fractional-memristor neurons, 4 outputs, 1280
 trainable synapses, ωτ ≈ 1), SOE history (tol 1e-12), float64. The baseline of every ratio is
-the forward pass (simulate + loss) in the same run. Also reports the compiled temporary memory
+the forward pass (simulate + loss) in the same run; the four jobs are timed in interleaved
+rounds (forward, grad, EP, Replay, forward, ...), so a drift in the machine's load biases no
+ratio. Also reports the compiled temporary memory
 (`memory_analysis().temp_size_in_bytes`, which excludes the input arrays) of each jitted
 function at several N and its log–log slope in N.
 
@@ -53,18 +55,33 @@ def jobs(problem):
     }
 
 
-def timed(fn, args, repeats):
-    t0 = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    compile_s = time.perf_counter() - t0
-    jax.block_until_ready(compiled(*args))
-    times, cpu = [], []
+def compile_all(fns, args):
+    """Compile every job (timed separately) and run each once, so no later call compiles."""
+    compiled, compile_s = {}, {}
+    for name, fn in fns.items():
+        t0 = time.perf_counter()
+        compiled[name] = jax.jit(fn).lower(*args).compile()
+        compile_s[name] = time.perf_counter() - t0
+        jax.block_until_ready(compiled[name](*args))
+    return compiled, compile_s
+
+
+def timed_interleaved(compiled, args, repeats):
+    """Wall and process-CPU times of every job, ``repeats`` rounds of one call per job.
+
+    The jobs alternate within each round, so a slow drift of the machine's load (another
+    process, frequency scaling) reaches every job alike instead of biasing whichever job
+    happened to run during it; the ratios of the minima are then comparable.
+    """
+    wall = {name: [] for name in compiled}
+    cpu = {name: [] for name in compiled}
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return compiled, compile_s, min(times), float(np.median(times)), min(cpu)
+        for name, fn in compiled.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            jax.block_until_ready(fn(*args))
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return wall, cpu
 
 
 def main(argv=None) -> int:
@@ -77,7 +94,7 @@ def main(argv=None) -> int:
         time_n, mem_sizes, repeats = 256, [128, 256], 3
     else:
         spec = fp.BENCHMARK_NETWORK
-        time_n, mem_sizes, repeats = 2048, [512, 1024, 2048, 4096], 5
+        time_n, mem_sizes, repeats = 2048, [512, 1024, 2048, 4096], 9
 
     # Correctness before timing: Replay equals jax.grad on this network.
     problem, u, t = problem_at(time_n, spec=spec)
@@ -92,22 +109,26 @@ def main(argv=None) -> int:
     rows = []
     times, cpu_times = {}, {}
     mem = {name: {} for name in ("forward", "grad", "ep", "replay")}
-    for name, fn in jobs(problem).items():
-        compiled, comp, tmin, tmed, cpu_min = timed(jax.jit(fn), (params, u, t), repeats)
-        times[name], cpu_times[name] = tmin, cpu_min
-        mem[name][time_n] = compiled.memory_analysis().temp_size_in_bytes
+    compiled, compile_s = compile_all(jobs(problem), (params, u, t))
+    wall, cpu = timed_interleaved(compiled, (params, u, t), repeats)
+    for name in compiled:
+        times[name], cpu_times[name] = min(wall[name]), min(cpu[name])
+        mem[name][time_n] = compiled[name].memory_analysis().temp_size_in_bytes
         rows.append(
             {
                 "job": name,
                 "N": time_n,
-                "compile_s": comp,
-                "min_s": tmin,
-                "median_s": tmed,
-                "min_cpu_s": cpu_min,
+                "compile_s": compile_s[name],
+                "min_s": times[name],
+                "median_s": float(np.median(wall[name])),
+                "min_cpu_s": cpu_times[name],
                 "temp_bytes": mem[name][time_n],
             }
         )
-        print(f"{name:8s} N={time_n} min {tmin:.3f} s (compile {comp:.1f} s)", file=sys.stderr)
+        print(
+            f"{name:8s} N={time_n} min {times[name]:.3f} s (compile {compile_s[name]:.1f} s)",
+            file=sys.stderr,
+        )
     for n in mem_sizes:
         if n == time_n:
             continue
