@@ -517,8 +517,8 @@ def resolve_history(
     step and its reverse-mode memory, O(C·N²), is still small; beyond, SOE keeps the work per
     step and the gradient memory per step independent of N, at a relative error of about
     1e-12 on the far weights. Measured with ``benchmarks/history.py`` on the benchmark network
-    (128 channels, shared 2-core CPU): Exact / SOE 1.14 s / 0.77 s at N = 1024, 2.8 s / 1.2 s
-    at N = 2048, 11.3 s / 2.6 s at N = 4096.
+    (128 channels, idle 2-core CPU): Exact / SOE 0.42 s / 0.43 s at N = 1024, 0.90 s / 0.57 s
+    at N = 2048, 2.7 s / 0.99 s at N = 4096.
 
     **Raises** `TypeError` if ``history`` is neither a string nor an `AbstractHistory`;
     `ValueError` for an unknown name.
