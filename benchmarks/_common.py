@@ -71,15 +71,23 @@ def cpu_model() -> str:
 
 
 def git_commit() -> str | None:
-    """Short hash of the checkout the benchmark ran from, if it is a git checkout."""
+    """Short hash of the checkout the benchmark ran from, if it is a git checkout.
+
+    ``-dirty`` is appended when tracked files differ from that commit, so a figure measured
+    on uncommitted code is marked as such.
+    """
+    here = Path(__file__).resolve().parent
+
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], cwd=here, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    if not commit:
+        return None
+    return commit + ("-dirty" if dirty else "")
