@@ -19,8 +19,12 @@ converged. `lax.scan` drives it. Values before the first push are zero.
 
 ``SOE`` keeps the last ``L`` values exactly and represents the far weights ``w_j, j > L`` as a
 sum of exponentials ``Σ_k c_k s_k^j``; its scan carry does not grow with N, so reverse-mode
-memory grows like N (one carry per step) instead of N². ``Dense`` and ``HLS`` carry the full
-value buffer, so, like ``Exact``, their reverse mode stores O(C·N) per step (O(C·N²) in all).
+memory grows like N (one carry per step) instead of N². ``Exact``, ``Dense`` and ``HLS`` carry
+the full value buffer. Their reverse mode is O(C·N) in all when the orders are fixed (the
+usual case, conductance gradients). When the orders α are differentiated, it stores the
+value window at every step, O(C·N²) in all. Measured by ``benchmarks/grad_memory.py`` at
+N = 512 … 2048, the log–log slopes of temporary memory are: conductances 1.00 (Exact),
+0.78 (Dense), 1.00 (HLS), 0.96 (SOE); with α 1.97, 1.96, 1.97 and 1.00 (SOE).
 
 `resolve_history` turns the ``history=`` keyword of `simulate` and `LearningProblem` (a string
 or an instance) into a backend.
@@ -68,8 +72,8 @@ class Exact(AbstractHistory):
 
     Values are kept in a buffer in reversed time order, so that the history sum at step ``n`` is
     one dot product of ``w[1:]`` with a dynamic slice of the buffer. This is the reference
-    backend. In reverse mode it stores the buffer at every step (O(N²) memory); use it for
-    moderate ``N``.
+    backend. Differentiated w.r.t. the orders α, reverse mode stores the buffer at every step
+    (O(N²) memory); use `SOE` for such gradients beyond moderate ``N``.
     """
 
     def init(self, kernel, orders, steps):
@@ -255,8 +259,23 @@ def _next_far(pending: Array, far: Array, m: Array) -> Array:
     return jnp.where(m % block == 0, start, far)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _switch_in_place(branches, index, pending, operands):
+    """`_switch_in_place_impl` under `jax.checkpoint`, for O(C·N) reverse-mode memory in all.
+
+    Reverse mode through a conditional stores, at every step, what any branch needs for its
+    transpose, zero-filled for the others: here the weight data of the selected branch (the
+    Hankel rows or weight spectra of its size, O(C·N)), so O(C·N²) over a run even when only
+    conductances are differentiated. Under `jax.checkpoint` the stored values are the inputs
+    of the call instead; the weight data are then the scan's loop-invariant carry, which
+    `lax.scan` does not stack, and the transpose needs no values of the buffers, as the
+    branches are linear in them. Measured by ``benchmarks/grad_memory.py``.
+    """
+    impl = functools.partial(_switch_in_place_impl, branches)
+    return jax.checkpoint(impl)(index, pending, operands)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _switch_in_place_impl(branches, index, pending, operands):
     """``branches[index − 1](pending, *operands)``, or ``pending`` unchanged when ``index = 0``.
 
     The same as `jax.lax.switch` with an identity branch 0, but ``pending`` (O(C·N)) is
@@ -286,11 +305,11 @@ def _switch_in_place(branches, index, pending, operands):
     return jax.lax.fori_loop(0, (index > 0).astype(jnp.int32), branch_loops, pending)
 
 
-@_switch_in_place.defjvp
+@_switch_in_place_impl.defjvp
 def _switch_in_place_jvp(branches, primals, tangents):
     index, pending, operands = primals
     _, d_pending, d_operands = tangents
-    out = _switch_in_place(branches, index, pending, operands)
+    out = _switch_in_place_impl(branches, index, pending, operands)
 
     def switch(pending, operands):
         identity = lambda p, *ops: p  # noqa: E731
@@ -333,9 +352,9 @@ class Dense(AbstractHistory):
     reads ``H[n] = y_{n−m} + near``, the near field being a masked dot product of length ``B``.
     Exact to round-off for any kernel.
 
-    The state holds every value (O(C·N) memory), so reverse mode stores O(C·N) per step,
-    O(C·N²) in all: use it for forward runs and moderate-``N`` gradients; `SOE` is the gradient
-    path for long runs.
+    The state holds every value (O(C·N) memory). Reverse mode is O(C·N) in all for fixed
+    orders, but stores O(C·N) per step, O(C·N²) in all, when the orders α are
+    differentiated: `SOE` is the gradient path for long runs.
 
     **Arguments**: ``block`` = B, a power of two in [4, 4096] (default 64).
     """
@@ -428,9 +447,9 @@ class HLS(AbstractHistory):
     static shapes and stays a real branch under `jax.vmap`. Work: O(C·L) per step for the near
     field plus O(C·N log² N) in all for the FFTs. Exact to round-off for any kernel.
 
-    The state holds every value (O(C·N) memory), so reverse mode stores O(C·N) per step,
-    O(C·N²) in all: use it for forward runs and moderate-``N`` gradients; `SOE` is the gradient
-    path for long runs.
+    The state holds every value (O(C·N) memory). Reverse mode is O(C·N) in all for fixed
+    orders, but stores O(C·N) per step, O(C·N²) in all, when the orders α are
+    differentiated: `SOE` is the gradient path for long runs.
 
     **Arguments**: ``leaf`` = L, a power of two in [16, 256] (default 32).
 
@@ -514,11 +533,12 @@ def resolve_history(
     `SOE()` with default settings. ``"auto"`` gives `SOE()` when the kernel is `GL` and
     ``steps > AUTO_SOE_STEPS`` (1024), and `Exact()` otherwise (SOE supports GL only). Up to
     1024 steps the exact convolution costs at most a few times SOE's O(K + L) ≈ 235 terms per
-    step and its reverse-mode memory, O(C·N²), is still small; beyond, SOE keeps the work per
-    step and the gradient memory per step independent of N, at a relative error of about
-    1e-12 on the far weights. Measured with ``benchmarks/history.py`` on the benchmark network
-    (128 channels, idle 2-core CPU): Exact / SOE 0.42 s / 0.43 s at N = 1024, 0.90 s / 0.57 s
-    at N = 2048, 2.7 s / 0.99 s at N = 4096.
+    step, and its reverse-mode memory (O(C·N²) when the orders are differentiated) is still
+    small. Beyond, SOE keeps the work per step and the gradient memory per step independent
+    of N, at a relative error of about 1e-12 on the far weights. Measured with
+    ``benchmarks/history.py`` on the benchmark network (128 channels, idle 2-core CPU):
+    Exact / SOE 0.42 s / 0.43 s at N = 1024, 0.90 s / 0.57 s at N = 2048, 2.7 s / 0.99 s at
+    N = 4096.
 
     **Raises** `TypeError` if ``history`` is neither a string nor an `AbstractHistory`;
     `ValueError` for an unknown name.
