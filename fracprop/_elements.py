@@ -18,7 +18,13 @@ Transient laws on the grid ``t_n = n h`` (DESIGN §1–§2):
   ``i_n = h^{−(1−α)} Σ_k w^{(1−α)}_k (r̂(Ψ_{n−k}) − r̂(0))``;
 * constant-phase element ``i = C_α ᶜD^α v``: ``i_n = C_α h^{−α} Σ_k w^{(α)}_k (v_{n−k} − v_0)``.
 
-The fractional elements start from rest (``v = 0`` and empty history for ``t ≤ 0``).
+Every sum runs from ``k = 0``: the current step's term ``w_0 x_n`` (``w_0`` from
+`AbstractKernel.first_weight`: 1 for `GL`, ``(3/2)^a`` for `FBDF2`) goes into the Newton
+solve, and the history backend supplies the rest. The fractional elements start from rest
+(``v = 0`` and empty history for ``t ≤ 0``). They use the kernel's weights without Lubich
+starting weights, so under `FBDF2` they are first order, like `GL`, for solutions that
+behave like ``t^α`` near ``t = 0``. ``fp.solve_linear_fde`` has the starting weights for
+the scalar linear equation.
 """
 
 from __future__ import annotations
@@ -402,16 +408,23 @@ class Memristors(AbstractBranchGroup):
     def prepare(self, state, n, setup):
         return setup.history.history(state.hist, n), state.extra
 
+    def _first_weights(self, setup):
+        """``w_0`` of ``I^{1−α}`` and of ``D^{1−α}`` (1 and 1 for GL; their product is 1)."""
+        a = 1.0 - self.alpha
+        return setup.kernel.first_weight(-a), setup.kernel.first_weight(a)
+
     def _psi(self, v, pre, setup):
         h_all, _ = pre
         m = len(self.names)
-        return jnp.power(setup.dt, 1.0 - self.alpha) * (v + h_all[:m])
+        w0_int, _ = self._first_weights(setup)
+        return jnp.power(setup.dt, 1.0 - self.alpha) * (w0_int * v + h_all[:m])
 
     def current(self, v, pre, setup):
         h_all, r0 = pre
         m = len(self.names)
         r = self._r(self._psi(v, pre, setup))
-        return jnp.power(setup.dt, self.alpha - 1.0) * (r - r0 + h_all[m:])
+        _, w0_der = self._first_weights(setup)
+        return jnp.power(setup.dt, self.alpha - 1.0) * (w0_der * (r - r0) + h_all[m:])
 
     def advance(self, state, v, pre, n, setup):
         _, r0 = pre
@@ -424,10 +437,11 @@ class Memristors(AbstractBranchGroup):
 
     # Adjoint of i = D^{1−α}[r̂(I^{1−α} v)]: the reverse order I^{1−α} ∘ r̂'(Ψ) ∘ D^{1−α},
     # each convolution read backwards in time (DESIGN §5). In reversed time τ:
-    #   ν[τ] = h^{α−1} (μ[τ] + Σ_{j≥1} d_j μ[τ−j]),   ζ[τ] = r̂'(Ψ)[τ] ν[τ],
-    #   ι[τ] = h^{1−α} (ζ[τ] + Σ_{j≥1} a_j ζ[τ−j]),
-    # with d the D^{1−α} weights, a the I^{1−α} weights and r̂'(Ψ_n) = g[n] the recorded
-    # incremental conductance (the h powers cancel in ∂i_n/∂v_n).
+    #   ν[τ] = h^{α−1} (d_0 μ[τ] + Σ_{j≥1} d_j μ[τ−j]),   ζ[τ] = r̂'(Ψ)[τ] ν[τ],
+    #   ι[τ] = h^{1−α} (a_0 ζ[τ] + Σ_{j≥1} a_j ζ[τ−j]),
+    # with d the D^{1−α} weights, a the I^{1−α} weights and r̂'(Ψ_n) = g[n] / (a_0 d_0), g[n]
+    # the recorded incremental conductance ∂i_n/∂v_n = d_0 r̂'(Ψ_n) a_0 (the h powers cancel;
+    # a_0 d_0 = 1 for GL and FBDF2, whose weights for ±(1−α) are convolution inverses).
     def adjoint_init(self, setup):
         a = 1.0 - self.alpha
         return setup.history.init(setup.kernel, jnp.concatenate([-a, a]), setup.steps)
@@ -437,9 +451,10 @@ class Memristors(AbstractBranchGroup):
 
     def _adjoint_parts(self, mu, g, pre, setup):
         m = len(self.names)
-        nu = jnp.power(setup.dt, self.alpha - 1.0) * (mu + pre[m:])
-        zeta = g * nu
-        iota = jnp.power(setup.dt, 1.0 - self.alpha) * (zeta + pre[:m])
+        w0_int, w0_der = self._first_weights(setup)
+        nu = jnp.power(setup.dt, self.alpha - 1.0) * (w0_der * mu + pre[m:])
+        zeta = g / (w0_int * w0_der) * nu
+        iota = jnp.power(setup.dt, 1.0 - self.alpha) * (w0_int * zeta + pre[:m])
         return zeta, iota
 
     def adjoint_current(self, mu, g, pre, setup):
@@ -478,14 +493,16 @@ class CPEs(AbstractBranchGroup):
 
     def current(self, v, pre, setup):
         h, v0 = pre
-        return self.c * jnp.power(setup.dt, -self.alpha) * (v - v0 + h)
+        w0 = setup.kernel.first_weight(self.alpha)
+        return self.c * jnp.power(setup.dt, -self.alpha) * (w0 * (v - v0) + h)
 
     def advance(self, state, v, pre, n, setup):
         _, v0 = pre
         return _FracState(hist=setup.history.push(state.hist, n, v - v0), extra=state.extra)
 
     # Adjoint of i_m = C h^{−α} Σ_k w_k v_{m−k}: the same convolution in reversed time,
-    # ι[τ] = g (μ[τ] + Σ_{j≥1} w_j μ[τ−j]) with g = C h^{−α} recorded.
+    # ι[τ] = C h^{−α} (w_0 μ[τ] + Σ_{j≥1} w_j μ[τ−j]) = g (μ[τ] + Σ_{j≥1} w_j μ[τ−j] / w_0)
+    # with g = C h^{−α} w_0 = ∂i_n/∂v_n recorded.
     def adjoint_init(self, setup):
         return setup.history.init(setup.kernel, self.alpha, setup.steps)
 
@@ -493,7 +510,7 @@ class CPEs(AbstractBranchGroup):
         return setup.history.history(state, tau)
 
     def adjoint_current(self, mu, g, pre, setup):
-        return g * (mu + pre)
+        return g * (mu + pre / setup.kernel.first_weight(self.alpha))
 
     def adjoint_advance(self, state, mu, g, pre, tau, setup):
         return setup.history.push(state, tau, mu)

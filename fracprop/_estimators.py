@@ -136,7 +136,8 @@ class _Contrast(AbstractAccumulator):
         if self.order == 0.0:
             return acc + setup.dt * v**2
         q, hist = acc
-        c = setup.dt**self.order * (v + setup.history.history(hist, n))
+        w0 = setup.kernel.first_weight(jnp.asarray(-self.order, v.dtype))
+        c = setup.dt**self.order * (w0 * v + setup.history.history(hist, n))
         return q + setup.dt * c**2, setup.history.push(hist, n, v)
 
 

@@ -30,6 +30,15 @@ class AbstractKernel(eqx.Module):
     def weights(self, order: Array, steps: int) -> Array:
         """Weights of shape ``order.shape + (steps + 1,)``."""
 
+    def first_weight(self, order: Array) -> Array:
+        """``w_0``, the weight of the current step, for every entry of ``order``.
+
+        Steppers put ``w_0 x[n]`` into the implicit solve and take the rest of the sum from a
+        history backend, so they must use this value, not 1: ``w_0 = 1`` for `GL` but
+        ``(3/2)^a`` for `FBDF2`.
+        """
+        return self.weights(jnp.asarray(order), 1)[..., 0]
+
     def integer_weights(self) -> tuple[tuple[float, ...], ...]:
         """The linear multistep method that integer-order elements (``C``, ``L``) step with.
 
@@ -59,6 +68,9 @@ class GL(AbstractKernel):
 
     def integer_weights(self):
         return ((1.0, -1.0),)
+
+    def first_weight(self, order):
+        return jnp.ones_like(jnp.asarray(order))
 
     def weights(self, order, steps):
         order = jnp.asarray(order)
@@ -112,6 +124,9 @@ class FBDF2(AbstractKernel):
 
     def integer_weights(self):
         return ((1.0, -1.0), (1.5, -2.0, 0.5))
+
+    def first_weight(self, order):
+        return jnp.power(1.5, jnp.asarray(order))
 
     def weights(self, order, steps):
         return _fbdf2_weights(jnp.asarray(order), steps)

@@ -259,6 +259,25 @@ def test_ep_half_order_matches_filtered_autodiff_quasi_static(omega_tau):
     assert cosine(ep, ad) >= 0.9999
 
 
+@pytest.mark.parametrize("kernel", [fp.GL(), fp.FBDF2()], ids=["GL", "FBDF2"])
+def test_half_order_contrast_is_the_fractional_integral_of_the_run(kernel):
+    # EP's online contrast Q_l = Σ_{n=1}^{N} dt ((I^{1/2} v_l)[n])² must equal the same sum
+    # computed afterwards from the stored run with `fractional_integral` (the full convolution,
+    # w_0 included): the same finite sums, so round-off only (measured ≤ 1e-16 relative).
+    # Before the accumulator used the kernel's w_0, under FBDF2 it took w_0 = 1, not (3/2)^{−½}.
+    problem, u, targets = small()
+    problem = problem.replace(kernel=kernel)
+    params = problem.params()
+    q = fp.EP(order=0.5).contrast(problem, params, u, targets, 0.0)
+    v = problem.simulate(params, u).v
+    v = jnp.concatenate([v, jnp.zeros_like(v[:, :1])], axis=1)  # ground is node -1
+    pairs = [ab for g in problem.circuit.groups if g.kind == "Resistors" for ab in g.nodes]
+    a, b = (np.asarray([p[k] for p in pairs]) for k in (0, 1))
+    filtered = fp.fractional_integral(v[:, a] - v[:, b], 0.5, problem.dt, kernel)
+    ref = problem.dt * jnp.sum(filtered[1:] ** 2, axis=0)
+    np.testing.assert_allclose(np.asarray(q), np.asarray(ref), rtol=1e-12)
+
+
 # ---------------------------------------------------------------------------- 4. EP bias in β
 def test_ep_beta_bias_orders():
     cfg = ValidationConfig(steps=200, betas=(1e-1, 3e-2, 1e-2, 3e-3, 1e-3), beta_omega_tau=0.1)

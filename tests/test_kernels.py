@@ -31,6 +31,7 @@ import pytest
 from helpers import mittag_leffler
 from scipy.special import erfcx
 
+import fracprop as fp
 from fracprop._fde import solve_linear_fde
 from fracprop._kernels import FBDF2, GL, AbstractKernel, starting_weights
 
@@ -292,3 +293,51 @@ def test_solution_gradient_in_lambda():
     exact = -2.0 * (1.0 / math.sqrt(math.pi) - lam * erfcx(lam))
     assert abs(grad - fd) <= 1e-9
     assert abs(grad - exact) <= 1e-6
+
+
+# ------------------------------------------------------------ the kernels inside the stepper
+
+
+def _fractional_rc(lam: float, element: str):
+    """A unit step through R = 1/λ into a fractional element to ground (α = ½, from rest).
+
+    ``"cpe"``: C_α = 1, so KCL reads D^½ v = λ (1 − v) and y = 1 − v solves D^½ y = −λ y,
+    y(0) = 1. ``"memristor"``: a linear-law memristor of conductance ``λ`` in series with a
+    1 Ω resistor (it is exactly a resistor when its two convolutions are inverses).
+    """
+    b = fp.CircuitBuilder("fractional RC")
+    b.vsource("V1", "in", "0", 1.0)
+    if element == "cpe":
+        b.resistor("R1", "in", "out", 1.0 / lam)
+        b.cpe("P1", "out", "0", c=1.0, alpha=0.5)
+    else:
+        b.resistor("R1", "in", "out", 1.0)
+        b.memristor("M1", "out", "0", g=lam, alpha=0.5)
+    return b.build()
+
+
+@pytest.mark.parametrize("history", ["exact", "hls"])
+@pytest.mark.parametrize("kernel", [GL(), FBDF2()], ids=["GL", "FBDF2"])
+def test_stepper_solves_the_kernels_discrete_equations(kernel, history):
+    # The R–CPE circuit's steps are the kernel's convolution quadrature of D^½ y = −λ y, the
+    # same linear equations `solve_linear_fde(..., n_start=0)` solves: equal to round-off
+    # (measured ≤ 3e-16). Before the stepper used the kernel's w_0, FBDF2 circuits took
+    # w_0 = 1 instead of (3/2)^α and drifted away (y(1) = −0.02 at N = 16, 1e77 at N = 4096).
+    lam, steps = 3.0, 64
+    circuit = _fractional_rc(lam, "cpe")
+    traj = fp.simulate(circuit, dt=1.0 / steps, steps=steps, kernel=kernel, history=history)
+    y = 1.0 - np.asarray(traj.v[:, circuit.node_names.index("out")])
+    _, ref = solve_linear_fde(lam, 0.5, 1.0, 1.0, steps, kernel=kernel, n_start=0)
+    np.testing.assert_allclose(y, np.asarray(ref), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("kernel", [GL(), FBDF2()], ids=["GL", "FBDF2"])
+def test_linear_memristor_is_a_resistor_under_every_kernel(kernel):
+    # i = D^{1−α}[g I^{1−α} v] = g v when the kernel's weights of orders ±(1−α) are convolution
+    # inverses (GL and FBDF2 both), provided the current steps use each order's own w_0:
+    # 1 Ω + (1/λ) Ω divide the unit step exactly, at every step.
+    lam, steps = 3.0, 32
+    circuit = _fractional_rc(lam, "memristor")
+    traj = fp.simulate(circuit, dt=1.0 / steps, steps=steps, kernel=kernel)
+    v_out = np.asarray(traj.v[1:, circuit.node_names.index("out")])
+    np.testing.assert_allclose(v_out, 1.0 / (1.0 + lam), rtol=1e-12)
