@@ -518,7 +518,7 @@ class HLS(AbstractHistory):
 
 # ---------------------------------------------------------------------------- selection
 
-#: Above this many steps, ``history="auto"`` uses `SOE` (with the `GL` kernel).
+#: Above this many steps, ``history="auto"`` uses `SOE` (with the `GL` kernel) or `HLS`.
 AUTO_SOE_STEPS = 1024
 
 HISTORY_CHOICES = ("auto", "exact", "dense", "hls", "soe")
@@ -530,15 +530,16 @@ def resolve_history(
     """The backend named by a ``history=`` argument (an instance is returned unchanged).
 
     ``"exact"``, ``"dense"``, ``"hls"`` and ``"soe"`` give `Exact()`, `Dense()`, `HLS()` and
-    `SOE()` with default settings. ``"auto"`` gives `SOE()` when the kernel is `GL` and
-    ``steps > AUTO_SOE_STEPS`` (1024), and `Exact()` otherwise (SOE supports GL only). Up to
-    1024 steps the exact convolution costs at most a few times SOE's O(K + L) ≈ 235 terms per
-    step, and its reverse-mode memory (O(C·N²) when the orders are differentiated) is still
-    small. Beyond, SOE keeps the work per step and the gradient memory per step independent
-    of N, at a relative error of about 1e-12 on the far weights. Measured with
-    ``benchmarks/history.py`` on the benchmark network (128 channels, idle 2-core CPU):
-    Exact / SOE 0.42 s / 0.43 s at N = 1024, 0.90 s / 0.57 s at N = 2048, 2.7 s / 0.99 s at
-    N = 4096.
+    `SOE()` with default settings. ``"auto"`` gives `Exact()` up to ``AUTO_SOE_STEPS`` (1024)
+    steps; beyond, `SOE()` for the `GL` kernel and `HLS()` for any other kernel (SOE supports GL
+    only; HLS is exact for any kernel). Up to 1024 steps the exact convolution costs at most a
+    few times SOE's O(K + L) ≈ 235 terms per step, and its reverse-mode memory (O(C·N²) when the
+    orders are differentiated) is still small. Beyond, SOE keeps the work per step and the
+    gradient memory per step independent of N, at a relative error of about 1e-12 on the far
+    weights; HLS keeps the work per step O(log² N) and conductance gradients O(C·N) in all.
+    Measured with ``benchmarks/history.py`` on the benchmark network (128 channels, idle 2-core
+    CPU): Exact / SOE / HLS 0.42 / 0.43 / 0.33 s at N = 1024, 0.90 / 0.57 / 0.55 s at N = 2048,
+    2.7 / 0.99 / 0.95 s at N = 4096, 59 / 4.6 / 4.8 s at N = 16384.
 
     **Raises** `TypeError` if ``history`` is neither a string nor an `AbstractHistory`;
     `ValueError` for an unknown name.
@@ -553,8 +554,9 @@ def resolve_history(
         )
     name = history.lower()
     if name == "auto":
-        long_gl = isinstance(kernel, GL) and steps > AUTO_SOE_STEPS
-        return SOE() if long_gl else Exact()
+        if steps <= AUTO_SOE_STEPS:
+            return Exact()
+        return SOE() if isinstance(kernel, GL) else HLS()
     named = {"exact": Exact, "dense": Dense, "hls": HLS, "soe": SOE}
     if name not in named:
         raise ValueError(

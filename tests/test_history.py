@@ -300,11 +300,12 @@ def test_history_names_resolve_to_backends():
     assert fp.resolve_history(hls, gl, 10) is hls
 
 
-def test_auto_history_is_soe_for_long_gl_runs_only():
+def test_auto_history_is_exact_for_short_runs_and_fast_for_long_ones():
     assert fp.resolve_history("auto", fp.GL(), AUTO_SOE_STEPS) == fp.Exact()
     assert fp.resolve_history("auto", fp.GL(), AUTO_SOE_STEPS + 1) == fp.SOE()
-    # SOE needs the GL weights' integral representation: other kernels stay exact.
-    assert fp.resolve_history("auto", fp.FBDF2(), 10 * AUTO_SOE_STEPS) == fp.Exact()
+    # SOE needs the GL weights' integral representation: other kernels get the exact HLS.
+    assert fp.resolve_history("auto", fp.FBDF2(), AUTO_SOE_STEPS) == fp.Exact()
+    assert fp.resolve_history("auto", fp.FBDF2(), AUTO_SOE_STEPS + 1) == fp.HLS()
 
 
 def test_bad_history_arguments_are_rejected_clearly():
