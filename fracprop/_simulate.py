@@ -717,12 +717,14 @@ def simulate(
     - ``checkpoint``: ``None`` (default) or a number of steps ``k``: rematerialise the time
       scan for reverse-mode differentiation in segments of ``k`` steps (`jax.checkpoint`).
       Without it, `jax.grad` stores every step's residuals, memory ~ N·R. With it, reverse
-      mode stores the scan state at the ``⌈N/k⌉`` segment boundaries plus one segment's
-      residuals, memory ~ (N/k)·S + k·R (S the state: node voltages and every history buffer;
-      R the residuals of one step), smallest near ``k ≈ √(N·S/R)``. It costs one extra
-      forward pass in reverse mode (each segment is run again before its backward pass, about
-      +1 forward on top of `jax.grad`'s cost); the forward values are unchanged and a run
-      that is not differentiated is unaffected. A ``k ≥ steps`` is the same as ``None``. The
+      mode stores the scan state at the ``⌊N/k⌋`` segment boundaries plus one segment's
+      residuals, memory ~ (N/k)·S + k·R (S the part of the state that changes from step to
+      step: unknowns and history buffers, not constant weights; R the residuals of one step),
+      smallest near ``k ≈ √(N·S/R)``. It costs one extra forward pass in reverse mode (each
+      segment is run again before its backward pass). Measured on the benchmark network
+      (float64, N = 2048, CPU): `jax.grad` 194 MB → 16 MB of temporary memory with k = 64,
+      0.96 s → 1.66 s (the forward pass: 0.70 s). The forward values are bitwise unchanged
+      and a run that is not differentiated is unaffected. A ``k ≥ steps`` is ``None``. The
       per-step outputs (``save_states``, ``save_currents``, ``save_conductances``) are still
       stored: pass ``save_states=False`` with an ``accumulator`` for memory ~ (N/k + k).
       With a progress meter, the recomputed segments report their steps again.
