@@ -723,10 +723,11 @@ def simulate(
       smallest near ``k ≈ √(N·S/R)``. It costs one extra forward pass in reverse mode (each
       segment is run again before its backward pass). Measured on the benchmark network
       (float64, N = 2048, CPU): `jax.grad` 194 MB → 16 MB of temporary memory with k = 64,
-      0.96 s → 1.66 s (the forward pass: 0.70 s). The forward values are bitwise unchanged
-      and a run that is not differentiated is unaffected. A ``k ≥ steps`` is ``None``. The
-      per-step outputs (``save_states``, ``save_currents``, ``save_conductances``) are still
-      stored: pass ``save_states=False`` with an ``accumulator`` for memory ~ (N/k + k).
+      0.96 s → 1.66 s (the forward pass: 0.70 s). The forward values are unchanged (the same
+      step on the same carries; bitwise in the CPU tests), and a run that is not
+      differentiated recomputes nothing. A ``k ≥ steps`` is ``None``. The per-step outputs
+      (``save_states``, ``save_currents``, ``save_conductances``) are still stored: pass
+      ``save_states=False`` with an ``accumulator`` for memory ~ (N/k + k).
       With a progress meter, the recomputed segments report their steps again.
 
     **Returns** a `Trajectory`.
