@@ -27,7 +27,7 @@ from ._circuit import Circuit, CircuitError
 from ._custom_types import Array
 from ._history import AbstractHistory, resolve_history
 from ._kernels import GL, AbstractKernel
-from ._simulate import Trajectory, simulate
+from ._simulate import AbstractAccumulator, Trajectory, simulate
 
 #: The parameter trained when a selection names an element without ``.param``.
 PRIMARY = {
@@ -107,6 +107,10 @@ class LearningProblem(eqx.Module):
       conductance (the synapses).
     - ``kernel``, ``history``: as in `simulate` (a ``history`` name is resolved here, with
       this problem's ``steps``).
+    - ``checkpoint``: as in `simulate`: ``None`` (default) or the number of steps per
+      rematerialised segment when the problem's runs are differentiated in reverse mode
+      (`jax.grad` of `loss`, `Autodiff`); memory ~ (N/k)·state + k·residuals instead of
+      N·residuals, for about one extra forward pass.
 
     Data: inputs of shape ``(len(inputs), steps + 1)`` and targets of shape
     ``(len(outputs), steps + 1)``, with an optional leading batch axis on both.
@@ -120,6 +124,7 @@ class LearningProblem(eqx.Module):
     trainable: tuple[tuple[str, str], ...] = eqx.field(static=True)
     kernel: AbstractKernel
     history: AbstractHistory
+    checkpoint: int | None = eqx.field(static=True)
 
     def __init__(
         self,
@@ -132,6 +137,7 @@ class LearningProblem(eqx.Module):
         trainable=None,
         kernel: AbstractKernel = GL(),
         history: AbstractHistory | str = "auto",
+        checkpoint: int | None = None,
     ):
         if isinstance(inputs, str):
             inputs = (inputs,)
@@ -158,6 +164,17 @@ class LearningProblem(eqx.Module):
             raise LearningError(f"steps={steps!r} must be a positive integer")
         if not (float(dt) > 0 and np.isfinite(float(dt))):
             raise LearningError(f"dt={dt!r} must be a positive number of seconds")
+        if checkpoint is not None and (
+            not isinstance(checkpoint, int | np.integer)
+            or isinstance(checkpoint, bool)
+            or checkpoint < 1
+        ):
+            root = max(1, int(np.sqrt(steps)))
+            raise LearningError(
+                f"checkpoint={checkpoint!r} must be None (no rematerialisation) or a positive "
+                f"integer number of steps per segment, e.g. checkpoint={root} (about √steps "
+                f"for steps={steps})"
+            )
         self.circuit = circuit
         self.inputs = tuple(sources[n.lower()] for n in inputs)
         self.outputs = tuple(outs)
@@ -166,6 +183,7 @@ class LearningProblem(eqx.Module):
         self.trainable = _parse_selection(circuit, trainable)
         self.kernel = kernel
         self.history = resolve_history(history, kernel, int(steps))
+        self.checkpoint = None if checkpoint is None else int(checkpoint)
 
     # -- parameters ------------------------------------------------------------------------
     def _leaf_getters(self):
@@ -214,6 +232,7 @@ class LearningProblem(eqx.Module):
             trainable=self.trainable,
             kernel=self.kernel,
             history=self.history,
+            checkpoint=self.checkpoint,
         )
         unknown = set(changes) - set(kwargs)
         if unknown:
@@ -254,6 +273,7 @@ class LearningProblem(eqx.Module):
         c = self.combine(params) if circuit is None else circuit
         feeds = {name: inputs[k] for k, name in enumerate(self.inputs)}
         kwargs.setdefault("throw", False)
+        kwargs.setdefault("checkpoint", self.checkpoint)
         return simulate(
             c,
             dt=self.dt,
@@ -275,15 +295,57 @@ class LearningProblem(eqx.Module):
             e = fractional_integral(e, order, self.dt, self.kernel)
         return 0.5 * self.dt * jnp.sum(e[1:] ** 2)
 
-    def loss(self, params, inputs, targets, order: float = 0.0) -> Array:
-        """``J`` (``order=0``) or ``J_γ``, averaged over a batch if there is one."""
+    def loss(
+        self,
+        params,
+        inputs,
+        targets,
+        order: float = 0.0,
+        *,
+        save_states: bool = True,
+        dtype=None,
+    ) -> Array:
+        """``J`` (``order=0``) or ``J_γ``, averaged over a batch if there is one.
+
+        With ``save_states=False`` (``order=0`` only), ``J`` is summed during the run by an
+        accumulator and no trajectory is stored, so the forward pass needs memory
+        independent of the number of steps (and, with the problem's ``checkpoint``,
+        `jax.grad` needs ~ (N/k + k)). It equals the stored-trajectory value up to the order
+        of summation (round-off). ``dtype`` is the floating dtype of the simulation.
+        """
         u, t, batched = self.check_data(inputs, targets)
+        if not save_states and order != 0.0:
+            raise LearningError(
+                f"loss(save_states=False) sums J online and supports order=0 only; got "
+                f"order={order!r}. Use save_states=True for the filtered loss J_γ"
+            )
 
         def one(u, t):
-            traj = self.simulate(params, u)
+            if not save_states:
+                acc = _OutputLoss(tuple(int(k) for k in self.output_indices()), t)
+                traj = self.simulate(params, u, accumulator=acc, save_states=False, dtype=dtype)
+                return 0.5 * self.dt * traj.accumulated
+            traj = self.simulate(params, u, dtype=dtype)
             return self.loss_from_outputs(traj.v[:, self.output_indices()], t, order)
 
         return jnp.mean(jax.vmap(one)(u, t)) if batched else one(u, t)
+
+
+class _OutputLoss(AbstractAccumulator):
+    """``Σ_{n=1}^{N} Σ_k (v_k[n] − T_k[n])²`` over the output nodes, summed during the run."""
+
+    outputs: tuple[int, ...] = eqx.field(static=True)
+    targets: Array  # (outputs, steps + 1)
+
+    def init(self, vb0, setup):
+        return jnp.zeros((), vb0.dtype)
+
+    def update(self, acc, vb, n, setup):
+        raise NotImplementedError("_OutputLoss reads node voltages: use update_with_unknowns")
+
+    def update_with_unknowns(self, acc, x, vb, n, setup):
+        e = x[np.asarray(self.outputs, np.int32)] - self.targets[:, n].astype(x.dtype)
+        return acc + jnp.sum(e**2)
 
 
 def fractional_integral(x: Array, order: float, dt: float, kernel: AbstractKernel = GL()):
