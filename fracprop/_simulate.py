@@ -694,10 +694,13 @@ def simulate(
       second order on circuits of C, L, R and sources (from rest or from the DC operating
       point) as long as the sources are smooth for ``t > 0``. A source that jumps at some
       ``t > 0`` makes the BDF2 error O(dt) after the jump (SPICE restarts its integrator at
-      such breakpoints; fracprop does not).
+      such breakpoints; fracprop does not). Fractional elements (CPEs, memristors) use the
+      kernel's convolution weights without Lubich starting weights, so under `FBDF2` they
+      are first order near their ``t^α`` start, like `GL` (see `solve_linear_fde` for the
+      scalar equation with starting weights).
     - ``history``: the history backend: an `AbstractHistory` or one of ``"auto"`` (default:
-      `SOE` for the `GL` kernel beyond 1024 steps, else `Exact`), ``"exact"``, ``"dense"``,
-      ``"hls"``, ``"soe"`` (see `resolve_history`).
+      `Exact` up to 1024 steps, beyond that `SOE` for the `GL` kernel and `HLS` for any
+      other), ``"exact"``, ``"dense"``, ``"hls"``, ``"soe"`` (see `resolve_history`).
     - ``uic``: start from rest instead of the DC operating point (SPICE's UIC). Circuits with
       fractional elements (memristors, CPEs) always start from rest: all voltages, currents
       and histories are zero for ``t ≤ 0``, and the sources act from the first step on.
