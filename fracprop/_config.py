@@ -37,6 +37,8 @@ def _convert(value: Any, tp: Any, where: str, source: str):
                 errors.append(str(e))
         raise ConfigError(errors[0] if errors else f"{source}: {where} has a bad value")
     if origin is typing.Literal:
+        if isinstance(value, bool) and {"on", "off"} <= set(args):
+            value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a boolean
         if value not in args:
             raise ConfigError(
                 f"{source}: {where}={value!r} is not one of {', '.join(map(repr, args))}"

@@ -93,8 +93,11 @@ def layered_network(spec: NetworkSpec = NetworkSpec()) -> tuple[Circuit, tuple, 
     return b.build(), inputs, tuple(layers[-1])
 
 
-def multisine(n: int, ts: np.ndarray, omega: float, *, seed: int = 0, tones: int = 3):
-    """``n`` random multi-sine signals with base angular frequency ``omega`` (amplitude ≲ 1)."""
+def multisine(n: int, ts: np.ndarray, omega: float, *, seed=0, tones: int = 3):
+    """``n`` random multi-sine signals with base angular frequency ``omega`` (amplitude ≲ 1).
+
+    ``seed`` is anything `numpy.random.default_rng` accepts (an integer or a tuple of them).
+    """
     rng = np.random.default_rng(seed)
     out = np.zeros((n, ts.size))
     for k in range(n):
@@ -113,6 +116,7 @@ def regime_problem(
     min_horizon_tau: float = 10.0,
     teacher_perturbation: float = 0.3,
     seed: int = 0,
+    batch: int | None = None,
 ):
     """A learning problem at a given ωτ: inputs, teacher targets, and the problem.
 
@@ -120,20 +124,32 @@ def regime_problem(
     time constants. Targets are the outputs of a *teacher*: the same network with every
     synapse conductance scaled by ``1 + teacher_perturbation·U(−1, 1)``.
 
-    **Returns** ``(problem, inputs, targets)``.
+    With ``batch=B``, ``B`` examples for the same problem and teacher: example 0 is the
+    unbatched example (input seed ``seed``), example ``k ≥ 1`` has multisine inputs drawn
+    with the seed ``(seed, k)``.
+
+    **Returns** ``(problem, inputs, targets)``: ``(n_in, steps + 1)`` and
+    ``(n_out, steps + 1)``, or with a leading axis ``B`` when ``batch`` is given.
+
+    **Raises** `ValueError` if ``batch`` is not a positive integer.
     """
+    if batch is not None and not (isinstance(batch, int) and batch >= 1):
+        raise ValueError(f"batch={batch!r} must be a positive integer (or None for one example)")
     circuit, inputs, outputs = layered_network(spec)
     omega = omega_tau / spec.tau
     horizon = max(periods * 2 * np.pi / omega, min_horizon_tau * spec.tau)
     dt = horizon / steps
     ts = np.arange(steps + 1) * dt
-    u = jnp.asarray(multisine(spec.n_in, ts, omega, seed=seed))
+    seeds = [seed] if batch is None else [seed] + [(seed, k) for k in range(1, batch)]
+    u = jnp.asarray(np.stack([multisine(spec.n_in, ts, omega, seed=s) for s in seeds]))
     problem = LearningProblem(circuit, inputs=inputs, outputs=outputs, dt=dt, steps=steps)
     rng = np.random.default_rng(seed + 1000)
     params = problem.params()
     teacher_params = _perturb(params, rng, teacher_perturbation)
-    traj = problem.simulate(teacher_params, u)
-    targets = traj.v[:, problem.output_indices()].T
+    out = problem.output_indices()
+    targets = jnp.stack([problem.simulate(teacher_params, x).v[:, out].T for x in u])
+    if batch is None:
+        return problem, u[0], targets[0]
     return problem, u, targets
 
 

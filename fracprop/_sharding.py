@@ -12,18 +12,30 @@ next to one trajectory) to every device and reduces them with the same ``jnp.mea
 `AbstractEstimator.__call__`: given the same per-example gradients, the mean is bitwise the
 single-device one.
 
-The per-example work itself equals the single-device work to round-off, not always bitwise:
-each device runs the program on ``B/D`` rows instead of ``B``, and XLA's CPU reductions round
-differently for different batch sizes (on one device, ``vmap`` over 8 rows and over 16 rows
-already differ in the last bit). Measured in float64 on 8 fake CPU devices, norm-wise relative
-to the single-device call: a 1-neuron fractional network, 1 row per device, bitwise for
-voltages and for the gradients of `Replay`, `Autodiff` and `EP`; the 2-4-1 network of
-`regime_problem`, 2 rows per device: voltages 6e-17, `Replay` 2e-15, `Autodiff` 2e-15, `EP`
-2e-11 (EP divides a difference of contrasts by ``2β`` and amplifies round-off accordingly).
+The per-example work runs under `jax.shard_map`: each device maps over its own rows
+(`_map_examples`), so that a `while_loop` whose stop depends on the example (Newton, the
+DC homotopy, CG) stops on each device when its own rows have converged. (A `vmap` over a
+GSPMD-sharded batch compiles to an all-reduce of the loop condition in every iteration: the
+compiled DC training step had six, one per Newton and homotopy loop.) On CPU devices the rows
+are mapped one at a time: jaxlib 0.10's batched LAPACK kernels (the LU of `jnp.linalg.solve`
+on a stack of matrices) split the stack into tasks on the CPU client's shared thread pool
+and block until they finish, so several CPU devices doing so at once can leave every thread
+of the pool waiting: a deadlock (seen on 8 fake devices with 8 rows and 38×38 DC Jacobians
+per device, and with 105 rows and 22×22 Jacobians).
 
-Meshes are built with `jax.make_mesh` and ``AxisType.Auto``: XLA's sharding propagation places
-the intermediates, so code written for one device (``vmap``, ``scan``, ``while_loop``,
-``linalg.solve``) runs unchanged. See ``docs/multi_device.md`` for several hosts.
+The per-example work equals the single-device work to round-off, not always bitwise: each
+device runs the program on ``B/D`` rows (on CPU, one row) instead of ``B``, and XLA's CPU
+reductions round differently for different batch sizes (on one device, ``vmap`` over 8 rows
+and over 16 rows already differ in the last bit). Measured in float64 on 8 fake CPU devices,
+norm-wise relative to the single-device call: a 1-neuron fractional network, 1 row per
+device, bitwise for voltages and for the gradients of `Autodiff` and `EP`, `Replay` 6e-17; the
+2-4-1 network of `regime_problem`, 2 rows per device: voltages 6e-17, `Replay` 7e-15,
+`Autodiff` 6e-15, `EP` 4e-11 (EP divides a difference of contrasts by ``2β`` and amplifies
+round-off accordingly); the iris diode network (4 hidden nodes), 2 rows per device:
+`fracprop.resistive.Analytic` and ``Autodiff`` bitwise, symmetric ``EP`` 9e-12.
+
+Meshes are built with `jax.make_mesh` and ``AxisType.Auto``. See ``docs/multi_device.md``
+for several hosts.
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ._circuit import Circuit
+from ._dc_learning import AbstractDCEstimator, ResistiveProblem
 from ._estimators import AbstractEstimator, _check_synapses
 from ._learning import LearningProblem
 from ._simulate import SimulationError, Trajectory, simulate
@@ -78,6 +91,28 @@ def _batch_size(mesh: Mesh) -> int:
             "(build one with batch_mesh())"
         )
     return int(mesh.shape[BATCH_AXIS])
+
+
+def _mesh_for(shard: str, batch_size: int, what: str = "batch_size") -> Mesh | None:
+    """The batch mesh for a config's ``shard: on | auto | off``, or ``None`` for one device.
+
+    ``auto`` shards when there are several devices and ``batch_size`` is a multiple of their
+    number; ``on`` always builds the mesh and raises `ConfigError` (naming ``what``) when it
+    is not a multiple; ``off`` never shards.
+    """
+    from ._config import ConfigError
+
+    if shard not in ("on", "auto", "off"):
+        raise ConfigError(f"shard={shard!r} is not one of 'on', 'auto', 'off'")
+    devices = jax.device_count()
+    if shard == "off" or (shard == "auto" and (devices == 1 or batch_size % devices)):
+        return None
+    if batch_size % devices:
+        raise ConfigError(
+            f"shard='on' needs {what} ({batch_size}) to be a multiple of the "
+            f"{devices} visible devices"
+        )
+    return batch_mesh()
 
 
 def _place(x, sharding: NamedSharding):
@@ -239,10 +274,10 @@ def sharded_simulate(
     circuit = replicate(circuit, mesh)
     inputs = shard_batch(dict(inputs), mesh)
 
-    def one(feeds):
+    def one(circuit, feeds):
         return simulate(circuit, dt=dt, steps=steps, inputs=feeds, throw=False, **kwargs)
 
-    traj = shard_batch(jax.vmap(one)(inputs), mesh)
+    traj = _map_examples(one, mesh, circuit, inputs)
     if throw and not isinstance(traj.result, jax.core.Tracer):
         # The status on every device (and process), so that every process can read it.
         status = replicate((traj.ts, traj.result, traj.fail_step, traj.fail_index), mesh)
@@ -253,8 +288,8 @@ def sharded_simulate(
 
 
 def sharded_estimate(
-    estimator: AbstractEstimator,
-    problem: LearningProblem,
+    estimator: AbstractEstimator | AbstractDCEstimator,
+    problem: LearningProblem | ResistiveProblem,
     params: Any,
     inputs: Any,
     targets: Any,
@@ -267,49 +302,112 @@ def sharded_estimate(
     .. math::  \hat g = m \odot \frac{1}{B} \sum_{b=0}^{B-1} \hat g^{(b)}
 
     (``m`` = ``problem.mask()``, ``ĝ⁽ᵇ⁾`` = ``estimator.one`` on example ``b``), with the
-    examples sharded over the ``"batch"`` axis and ``params`` and ``problem`` replicated. The
-    per-example estimates are gathered to every device before the mean, which is then taken in
-    the same order as on one device. The result equals the single-device call made the same
+    examples sharded over the ``"batch"`` axis and ``params`` and ``problem`` replicated. Each
+    device maps over its own rows (`jax.shard_map`), so that the devices do not communicate
+    until the mean; the per-example estimates are then gathered to every device and averaged
+    in the same order as on one device. The result equals the single-device call made the same
     way (both eager, or both under `jax.jit`) to round-off, and often bitwise; see the module
     notes for measured differences. (`jax.jit` itself changes the last bits against an eager
     call, on one device as on several.)
 
     **Arguments**
 
-    - ``estimator``: any `AbstractEstimator` (`EP`, `Replay`, `Autodiff`, …).
-    - ``problem``: the `LearningProblem`.
+    - ``estimator``: any `AbstractEstimator` (`EP`, `Replay`, `Autodiff`, …) with its
+      `LearningProblem`, or a resistive-network estimator (`fracprop.resistive.EP`,
+      ``Analytic``, …) with its ``ResistiveProblem``.
+    - ``problem``: the `LearningProblem` or ``ResistiveProblem``.
     - ``params``: its parameters (``problem.params()`` structure), replicated on every device.
-    - ``inputs``: ``(B, n_inputs, steps + 1)``; ``targets``: ``(B, n_outputs, steps + 1)``;
-      ``B`` must be a multiple of the number of devices on the ``"batch"`` axis.
+    - ``inputs``, ``targets``: with a leading batch axis ``B``, e.g. ``(B, n_inputs, steps +
+      1)`` and ``(B, n_outputs, steps + 1)`` for a `LearningProblem`, ``(B, n_inputs)`` and
+      ``(B, n_outputs)`` for a ``ResistiveProblem``; ``B`` must be a multiple of the number
+      of devices on the ``"batch"`` axis.
     - ``mesh``: a mesh with a ``"batch"`` axis (default `batch_mesh()`).
 
     **Returns** the gradient estimate (structure of ``params``), replicated on every device.
 
     **Raises** `ValueError` if the data have no batch axis or ``B`` is not a multiple of the
-    device count; `LearningError` for data of the wrong shape or parameters the estimator
-    cannot estimate.
+    device count; the problem's error (`LearningError`, ``ResistiveError``) for data of the
+    wrong shape or parameters the estimator cannot estimate.
     """
-    if estimator.synapses_only:
+    if isinstance(estimator, AbstractEstimator) and estimator.synapses_only:
         _check_synapses(problem, type(estimator).__name__)
     u, t, batched = problem.check_data(inputs, targets)
     if not batched:
         raise ValueError(
             f"sharded_estimate needs a leading batch axis on the data; got inputs of shape "
-            f"{u.shape}. Stack examples as (batch, {u.shape[0]}, {u.shape[1]}), or call the "
-            "estimator directly for one example"
+            f"{u.shape}. Stack examples as (batch, {', '.join(map(str, u.shape))}), or call "
+            "the estimator directly for one example"
         )
     mesh = batch_mesh() if mesh is None else mesh
     _check_divisible(u.shape[0], _batch_size(mesh), mean=True)
     problem, params = replicate((problem, params), mesh)
     u, t = shard_batch((u, t), mesh)
-    per_example = jax.vmap(lambda u, t: estimator.one(problem, params, u, t))(u, t)
+    per_example = _map_examples(
+        lambda shared, u, t: estimator.one(*shared, u, t), mesh, (problem, params), u, t
+    )
     return jax.tree.map(lambda g, m: g * m, _batch_mean(per_example, mesh), problem.mask())
+
+
+def _sharded_loss_and_estimate(estimator, problem, params, inputs, targets, mesh: Mesh):
+    """``(problem.loss(params, inputs, targets), estimator(problem, params, inputs, targets))``
+    for a batch sharded over ``mesh`` (for use under `jax.jit`, e.g. in `sharded_step`).
+
+    Both per-example loops run on each device's own rows (`_map_examples`); the per-example
+    losses and estimates are gathered and averaged as on one device.
+    """
+
+    def per_example(shared, u, t):
+        problem, params = shared
+        return problem.loss(params, u, t), estimator.one(problem, params, u, t)
+
+    losses, grads = _map_examples(per_example, mesh, (problem, params), inputs, targets)
+    loss, grads = _batch_mean((losses, grads), mesh)
+    return loss, jax.tree.map(lambda g, m: g * m, grads, problem.mask())
 
 
 def _batch_mean(per_example: Any, mesh: Mesh) -> Any:
     """Mean over the leading axis, bitwise as on one device: gather, then ``jnp.mean``."""
     per_example = replicate(per_example, mesh)  # B × params numbers on every device
     return jax.tree.map(lambda g: jnp.mean(g, axis=0), per_example)
+
+
+def _map_examples(fn: Callable, mesh: Mesh, shared: Any, *batched: Any) -> Any:
+    """``vmap(lambda *rows: fn(shared, *rows))(*batched)``, each device on its own rows.
+
+    Runs under `jax.shard_map`: the arrays of ``shared`` (circuit, problem, parameters)
+    replicated, the ``batched`` leaves split over the ``"batch"`` axis, the outputs stacked
+    back along it (sharded). The devices do not communicate. (A `vmap` over a batch that
+    GSPMD shards instead all-reduces the condition of every `while_loop` whose stop depends on
+    the example, Newton, homotopy, CG, at every iteration: every device waits for the slowest
+    row anywhere.)
+
+    On CPU devices each device maps over its rows one at a time (`jax.lax.map`) instead of
+    vectorising them: jaxlib 0.10's batched LAPACK kernels (the LU of `jnp.linalg.solve` on a
+    stack of matrices) split the stack into tasks on the CPU client's shared thread pool and
+    block until those finish; when several CPU devices do so at once, every thread of the
+    pool can end up waiting and the program deadlocks. One matrix at a time never splits.
+    """
+    arrays, static = eqx.partition(shared, eqx.is_array)
+    cpu = mesh.devices.flat[0].platform == "cpu" and mesh.size > 1
+
+    def local(arrays, *rows):
+        s = eqx.combine(arrays, static)
+        if cpu:
+            return jax.lax.map(lambda r: fn(s, *r), rows)
+        return jax.vmap(lambda *r: fn(s, *r))(*rows)
+
+    spec = P(BATCH_AXIS)
+    # check_vma=False: every output is per-example (split along "batch"), and a gradient
+    # taken inside ``fn`` with respect to the replicated parameters must stay per-example,
+    # not be summed over the devices.
+    mapped = jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(P(), *(spec,) * len(batched)),
+        out_specs=spec,
+        check_vma=False,
+    )
+    return mapped(arrays, *batched)
 
 
 def sharded_step(

@@ -150,9 +150,9 @@ class TrainConfig(_Settings):
     - ``seed``: the task's data and initial parameters, the batch order and the partial mask.
     - ``shard``: split each batch over all visible devices (parameters replicated): ``on``
       (``batch_size`` must be a multiple of the device count), ``auto`` (when there are several
-      devices and it is), or ``off`` (the default). Off by default because a sharded step of a
-      resistive (DC) task hung on 8 fake CPU devices (while-loop conditions reduced across
-      devices); transient tasks shard correctly (tested).
+      devices and it is), or ``off`` (the default). Transient and resistive (DC) tasks give
+      the single-device run to round-off (tested on 8 fake CPU devices). In YAML a bare
+      ``on``/``off`` (a YAML boolean) is read as ``"on"``/``"off"``.
     """
 
     task: Any
@@ -282,16 +282,24 @@ def make_step(problem, estimator, optimizer, mask, constraints: Constraints, mes
     It is traced once: every call must have the same shapes and dtypes (a second trace raises,
     via ``eqx.debug.assert_max_traces``), so a training loop never recompiles between steps.
     With a ``mesh`` (`fracprop.batch_mesh`), the batch is split over its devices and the
-    parameters and optimiser state are replicated (`fracprop.sharded_step`).
+    parameters and optimiser state are replicated (`fracprop.sharded_step`); each device
+    computes the loss and the estimate of its own rows (`jax.shard_map`), and the
+    per-example values are gathered and averaged as on one device.
     """
     import optax
 
-    from ._sharding import sharded_step
+    from ._sharding import _sharded_loss_and_estimate, sharded_step
+
+    def loss_and_grads(params, inputs, targets):
+        if mesh is None:
+            loss = problem.loss(params, inputs, targets)
+            return loss, estimator(problem, params, inputs, targets)
+        # Each device loops over its own rows (no collective inside Newton/homotopy loops).
+        return _sharded_loss_and_estimate(estimator, problem, params, inputs, targets, mesh)
 
     @eqx.debug.assert_max_traces(max_traces=1)
     def step(params, opt_state, inputs, targets):
-        loss = problem.loss(params, inputs, targets)
-        grads = estimator(problem, params, inputs, targets)
+        loss, grads = loss_and_grads(params, inputs, targets)
         grads = jax.tree.map(lambda g, m: g * m, grads, mask)
         finite = jnp.isfinite(loss) & jnp.all(
             jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
@@ -307,17 +315,9 @@ def make_step(problem, estimator, optimizer, mask, constraints: Constraints, mes
 
 def _mesh_for(shard: str, batch_size: int):
     """The batch mesh over every visible device, or ``None`` for a single-device step."""
-    devices = jax.device_count()
-    if shard == "off" or (shard == "auto" and (devices == 1 or batch_size % devices)):
-        return None
-    if batch_size % devices:
-        raise ConfigError(
-            f"shard='on' needs batch_size ({batch_size}) to be a multiple of the "
-            f"{devices} visible devices"
-        )
-    from ._sharding import batch_mesh
+    from ._sharding import _mesh_for
 
-    return batch_mesh()
+    return _mesh_for(shard, batch_size, "batch_size")
 
 
 def batch_indices(seed: int, step: int, n_examples: int, batch_size: int) -> np.ndarray:
@@ -464,6 +464,19 @@ def _check_compatible(estimator, problem) -> None:
         _check_synapses(problem, type(estimator).__name__)
 
 
+def _one_device(tree):
+    """Replicated arrays (the outputs of a sharded step) as this process's single-device copy.
+
+    Evaluation on the full train and test sets then runs once, not once per device on the
+    same data. Running it on every fake CPU device at once could also deadlock: jaxlib 0.10's
+    batched LAPACK kernels wait on the CPU thread pool that all devices share.
+    """
+    return jax.tree.map(
+        lambda x: x.addressable_data(0) if isinstance(x, jax.Array) and len(x.devices()) > 1 else x,
+        tree,
+    )
+
+
 def _evaluate(data: TaskData, params, loss_fn, predict_fn) -> dict:
     out = {
         "train_loss": float(loss_fn(params, *data.train)),
@@ -606,13 +619,14 @@ def train(
         params, opt_state = new_params, new_state
         row = {"step": step, "loss": float(loss), "time_s": time.perf_counter() - t_start}
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            row.update(_evaluate(data, params, loss_fn, predict_fn))
+            row.update(_evaluate(data, _one_device(params), loss_fn, predict_fn))
         record(row)
         bar.update(step, float(loss))
         if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             save_checkpoint(ckpt, step, cfg_dict, params, opt_state)
 
     summary = _summary(history, cfg)
+    params = _one_device(params)
     if out_dir is not None:
         eqx.tree_serialise_leaves(out_dir / "params.eqx", params)
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -5,6 +5,11 @@
 - `run_validation` sweeps the regime (ωτ), β, dt, α, horizon, depth, width and seeds as a
   `ValidationConfig` says, and `write_report` writes ``report.json``, ``report.md`` and plots
   (cosine against ωτ per estimator; error against β on log–log axes with fitted slopes).
+
+Each sweep point is one example by default. With ``batch: B`` every point has ``B`` examples
+(same network and teacher, different input waveforms), every gradient is the batch mean, and
+the batch is split over all visible devices (``shard``, as in training) by
+`fracprop.sharded_estimate`.
 """
 
 from __future__ import annotations
@@ -15,14 +20,16 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._config import load_config, to_dict
+from ._config import ConfigError, load_config, to_dict
 from ._estimators import EP, Autodiff, CoupledLearning, Replay
 from ._networks import NetworkSpec, regime_problem
+from ._sharding import _mesh_for, sharded_estimate
 
 # ------------------------------------------------------------------------------------ compare
 
@@ -74,7 +81,18 @@ def compare(estimate, reference) -> dict:
 
 @dataclasses.dataclass(frozen=True)
 class ValidationConfig:
-    """What `run_validation` sweeps. Each list is one sweep around the base point."""
+    """What `run_validation` sweeps. Each list is one sweep around the base point.
+
+    - ``batch``: examples per sweep point (default 1). With ``B > 1`` every point has ``B``
+      input waveforms for the same network and teacher (`fracprop.regime_problem` with
+      ``batch=B``), and every gradient, the reference included, is the batch mean.
+    - ``shard``: split that batch over all visible devices, parameters replicated
+      (`fracprop.sharded_estimate`): ``auto`` (the default: when there are several devices
+      and ``batch`` is a multiple of their number), ``on`` (``batch`` must be a multiple of
+      the device count) or ``off``. With ``batch: 1`` there is nothing to split, so ``auto``
+      runs on one device and ``on`` is an error. A sharded sweep gives the unsharded numbers
+      to round-off (`tests/test_validation.py`).
+    """
 
     network: NetworkSpec = NetworkSpec()
     steps: int = 300
@@ -98,6 +116,8 @@ class ValidationConfig:
     widths: tuple[int, ...] = (2, 4, 8)
     seeds: tuple[int, ...] = (0, 1, 2)
     sweep_omega_tau: float = 1.0
+    batch: int = 1
+    shard: Literal["auto", "on", "off"] = "auto"
 
     def __post_init__(self):
         positive = {
@@ -112,6 +132,7 @@ class ValidationConfig:
             "depths": self.depths,
             "widths": self.widths,
             "sweep_omega_tau": [self.sweep_omega_tau],
+            "batch": [self.batch],
         }
         for key, values in positive.items():
             for x in values:
@@ -120,6 +141,8 @@ class ValidationConfig:
         for a in self.alphas:
             if not 0 < a <= 1:
                 raise ValueError(f"alphas: alpha={a!r} must lie in (0, 1]")
+        if self.shard not in ("auto", "on", "off"):
+            raise ValueError(f"shard={self.shard!r} is not one of 'auto', 'on', 'off'")
 
 
 ESTIMATOR_NAMES = ("replay", "ep", "ep_symmetric", "ep_half", "ep_capacitor", "coupled")
@@ -141,33 +164,60 @@ def make_estimator(name: str, beta: float, eta: float):
 
 
 def load_validation_config(path) -> ValidationConfig:
-    """Load and check a validation config (unknown keys and wrong types are errors)."""
+    """Load and check a validation config (unknown keys and wrong types are errors; so is
+    ``shard: on`` with a ``batch`` that the visible devices do not divide)."""
     cfg = load_config(ValidationConfig, path)
     for name in cfg.estimators:
         make_estimator(name, cfg.beta, cfg.eta)
+    try:
+        _mesh(cfg)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
     return cfg
+
+
+def _mesh(cfg: ValidationConfig):
+    """The batch mesh of ``cfg.shard`` and ``cfg.batch``, or ``None`` (one device)."""
+    return _mesh_for(cfg.shard, cfg.batch, "batch")
 
 
 # ------------------------------------------------------------------------------------ sweeps
 
 
-def _point(cfg: ValidationConfig, omega_tau, names, *, spec=None, steps=None, periods=1.0, seed=0):
-    spec = spec or cfg.network
-    problem, u, targets = regime_problem(
-        omega_tau, spec=spec, steps=steps or cfg.steps, periods=periods, seed=seed
-    )
+def _problem(cfg: ValidationConfig, omega_tau, **kwargs):
+    """``regime_problem`` with ``cfg.batch`` examples (unbatched for ``batch: 1``)."""
+    return regime_problem(omega_tau, batch=cfg.batch if cfg.batch > 1 else None, **kwargs)
+
+
+def _estimate(estimator, problem, params, u, targets, mesh):
+    """``estimator(problem, params, u, targets)``, with the batch sharded when ``mesh``."""
+    if mesh is None:
+        return estimator(problem, params, u, targets)
+    return sharded_estimate(estimator, problem, params, u, targets, mesh)
+
+
+def _gradients(cfg: ValidationConfig, omega_tau, names, mesh=None, **kwargs) -> dict:
+    """``{name: (gradient, reference, seconds)}`` at one sweep point (``kwargs``: the
+    `regime_problem` options)."""
+    kwargs = {"spec": cfg.network, "steps": cfg.steps, **kwargs}
+    problem, u, targets = _problem(cfg, omega_tau, **kwargs)
     params = problem.params()
-    refs = {}
-    rows = []
+    refs, out = {}, {}
     for name in names:
         est, order = make_estimator(name, cfg.beta, cfg.eta)
         if order not in refs:
-            refs[order] = Autodiff(order=order)(problem, params, u, targets)
+            refs[order] = _estimate(Autodiff(order=order), problem, params, u, targets, mesh)
         t0 = time.perf_counter()
-        g = est(problem, params, u, targets)
-        jax.block_until_ready(g)
-        m = compare(g, refs[order])["overall"]
-        m.update(estimator=name, seconds=time.perf_counter() - t0)
+        g = jax.block_until_ready(_estimate(est, problem, params, u, targets, mesh))
+        out[name] = (g, refs[order], time.perf_counter() - t0)
+    return out
+
+
+def _point(cfg: ValidationConfig, omega_tau, names, *, mesh=None, **kwargs) -> list[dict]:
+    rows = []
+    for name, (g, ref, seconds) in _gradients(cfg, omega_tau, names, mesh, **kwargs).items():
+        m = compare(g, ref)["overall"]
+        m.update(estimator=name, seconds=seconds)
         rows.append(m)
     return rows
 
@@ -179,17 +229,20 @@ def fit_slope(x, y) -> float:
     return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
 
 
-def beta_sweep(cfg: ValidationConfig, *, seed: int = 0) -> dict:
-    """Error of EP(β) against its own exact β → 0 limit (forward-mode in β); fitted slopes."""
-    problem, u, targets = regime_problem(
-        cfg.beta_omega_tau, spec=cfg.network, steps=cfg.steps, seed=seed
+def beta_sweep(cfg: ValidationConfig, *, seed: int = 0, mesh=None) -> dict:
+    """Error of EP(β) against its own exact β → 0 limit (forward-mode in β); fitted slopes.
+
+    ``mesh``: split the batch (``cfg.batch`` examples) over its devices (default: one device).
+    """
+    problem, u, targets = _problem(
+        cfg, cfg.beta_omega_tau, spec=cfg.network, steps=cfg.steps, seed=seed
     )
     params = problem.params()
-    limit = EP(limit=True)(problem, params, u, targets)
+    limit = _estimate(EP(limit=True), problem, params, u, targets, mesh)
     rows = []
     for sym in (False, True):
         for beta in cfg.betas:
-            g = EP(beta=beta, symmetric=sym)(problem, params, u, targets)
+            g = _estimate(EP(beta=beta, symmetric=sym), problem, params, u, targets, mesh)
             m = compare(g, limit)["overall"]
             rows.append({"symmetric": sym, "beta": beta, "rel_err": m["rel_l2"]})
     slopes = {
@@ -206,12 +259,22 @@ def beta_sweep(cfg: ValidationConfig, *, seed: int = 0) -> dict:
 
 
 def run_validation(cfg: ValidationConfig, *, progress=print) -> dict:
-    """Run every sweep of ``cfg``; returns the report as plain data."""
+    """Run every sweep of ``cfg``; returns the report as plain data.
+
+    With ``cfg.batch`` examples per point and ``cfg.shard`` allowing it, every gradient is
+    computed with the batch split over all visible devices (``report["devices"]`` says how
+    many were used).
+
+    **Raises** `ConfigError` for ``shard: on`` with a ``batch`` that is not a multiple of the
+    device count.
+    """
     names = tuple(cfg.estimators)
+    mesh = _mesh(cfg)
     report: dict = {
         "config": to_dict(cfg),
         "jax_version": jax.__version__,
         "device": str(jax.devices()[0]),
+        "devices": 1 if mesh is None else int(mesh.size),
         "x64": bool(jax.config.jax_enable_x64),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "sweeps": {},
@@ -224,32 +287,32 @@ def run_validation(cfg: ValidationConfig, *, progress=print) -> dict:
 
     for wt in cfg.omega_tau:
         progress(f"omega_tau={wt:g}")
-        record("omega_tau", wt, _point(cfg, wt, names))
+        record("omega_tau", wt, _point(cfg, wt, names, mesh=mesh))
     progress("beta sweep")
-    report["beta"] = beta_sweep(cfg)
+    report["beta"] = beta_sweep(cfg, mesh=mesh)
     base = cfg.sweep_omega_tau
     for steps in cfg.steps_sweep:
         progress(f"steps={steps}")
-        record("steps", steps, _point(cfg, base, names, steps=steps))
+        record("steps", steps, _point(cfg, base, names, mesh=mesh, steps=steps))
     for alpha in cfg.alphas:
         progress(f"alpha={alpha:g}")
         spec = dataclasses.replace(cfg.network, alpha=alpha)
-        record("alpha", alpha, _point(cfg, base, names, spec=spec))
+        record("alpha", alpha, _point(cfg, base, names, mesh=mesh, spec=spec))
     for per in cfg.periods:
         progress(f"periods={per:g}")
-        record("periods", per, _point(cfg, base, names, periods=per))
+        record("periods", per, _point(cfg, base, names, mesh=mesh, periods=per))
     for depth in cfg.depths:
         progress(f"depth={depth}")
         spec = dataclasses.replace(cfg.network, hidden=(cfg.network.hidden[0],) * depth)
-        record("depth", depth, _point(cfg, base, names, spec=spec))
+        record("depth", depth, _point(cfg, base, names, mesh=mesh, spec=spec))
     for width in cfg.widths:
         progress(f"width={width}")
         spec = dataclasses.replace(cfg.network, hidden=(width,) * len(cfg.network.hidden))
-        record("width", width, _point(cfg, base, names, spec=spec))
+        record("width", width, _point(cfg, base, names, mesh=mesh, spec=spec))
     for seed in cfg.seeds:
         progress(f"seed={seed}")
         spec = dataclasses.replace(cfg.network, seed=seed)
-        record("seed", seed, _point(cfg, base, names, spec=spec, seed=seed))
+        record("seed", seed, _point(cfg, base, names, mesh=mesh, spec=spec, seed=seed))
     return report
 
 
@@ -286,6 +349,13 @@ def markdown_report(report: dict) -> str:
         f"{report['date']}. Reference: `jax.grad` of J (or J_1/2 for `ep_half`) through "
         "the whole trajectory."
     )
+    batch = report.get("config", {}).get("batch", 1)
+    if batch > 1:
+        out += [
+            "",
+            f"Every gradient is the mean over {batch} examples per point, computed on "
+            f"{report.get('devices', 1)} device(s).",
+        ]
     for axis, rows in report["sweeps"].items():
         out += ["", f"## Sweep over {axis}", "", regime_table(rows, axis)]
     b = report.get("beta")

@@ -14,6 +14,9 @@ import fracprop as fp
 from fracprop._config import to_dict
 from fracprop.validation import (
     ValidationConfig,
+    _gradients,
+    _mesh,
+    beta_sweep,
     compare,
     fit_slope,
     load_validation_config,
@@ -319,3 +322,72 @@ def test_run_validation_and_write_report(tmp_path):
 
     for name in ("cosine_vs_omega_tau.png", "error_vs_beta.png"):
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------ 16. batches and sharding
+def test_regime_problem_batch():
+    problem, u, targets = fp.regime_problem(1.0, steps=20, seed=3)
+    pb, ub, tb = fp.regime_problem(1.0, steps=20, seed=3, batch=3)
+    assert ub.shape == (3, *u.shape) and tb.shape == (3, *targets.shape)
+    # Example 0 is the unbatched example; the others have other inputs, the same teacher.
+    np.testing.assert_array_equal(ub[0], u, strict=True)
+    np.testing.assert_array_equal(tb[0], targets, strict=True)
+    assert not np.allclose(ub[1], ub[0]) and not np.allclose(ub[2], ub[1])
+    assert pb.dt == problem.dt
+    with pytest.raises(ValueError, match="batch=0 must be a positive integer"):
+        fp.regime_problem(1.0, steps=20, batch=0)
+
+
+def test_shard_option_picks_the_mesh(tmp_path):
+    assert jax.device_count() == 8  # tests/conftest.py
+    assert ValidationConfig().batch == 1 and ValidationConfig().shard == "auto"
+    assert _mesh(ValidationConfig()) is None  # one example per point: nothing to split
+    assert _mesh(ValidationConfig(batch=12)) is None  # auto: 8 does not divide 12
+    assert _mesh(ValidationConfig(batch=16, shard="off")) is None
+    assert _mesh(ValidationConfig(batch=16)).shape["batch"] == 8
+    assert _mesh(ValidationConfig(batch=8, shard="on")).shape["batch"] == 8
+    with pytest.raises(fp.ConfigError, match=r"needs batch \(1\) to be a multiple of the 8"):
+        run_validation(ValidationConfig(shard="on"), progress=lambda m: None)
+    path = _write(tmp_path, "batch: 12\nshard: on\n")
+    with pytest.raises(fp.ConfigError, match=r"cfg.yaml: shard='on' needs batch \(12\)"):
+        load_validation_config(path)
+    with pytest.raises(fp.ConfigError, match="shard='sometimes' is not one of"):
+        load_validation_config(_write(tmp_path, "shard: sometimes\n", "bad.yaml"))
+    with pytest.raises(ValueError, match="batch=0 must be a positive number"):
+        ValidationConfig(batch=0)
+
+
+def _rel_err(out, ref) -> float:
+    flat = lambda tree: np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)])  # noqa: E731
+    return float(np.linalg.norm(flat(out) - flat(ref)) / np.linalg.norm(flat(ref)))
+
+
+# Norm-wise relative bounds of tests/test_sharding.py, for the same reason: each of the 8
+# devices runs the per-example program on 1 row instead of 8, and XLA's CPU reductions round
+# differently for different batch sizes; Replay and the jax.grad references to round-off
+# (1e-14), EP-type estimators amplify it by |Q| / |Q(β) − Q(0)| (1e-10). Measured here:
+# every gradient bitwise, the β-sweep errors within 7.6e-12 (absolute).
+SHARD_TOL = {"replay": 1e-14, "ep_half": 1e-10}
+
+
+def test_sharded_sweep_point_matches_the_unsharded_one():
+    cfg = ValidationConfig(
+        network=fp.NetworkSpec(hidden=(2,)), steps=40, betas=(1e-2, 1e-3), batch=8
+    )
+    mesh = _mesh(cfg)
+    names = tuple(SHARD_TOL)
+    sharded = _gradients(cfg, 1.0, names, mesh)
+    single = _gradients(cfg, 1.0, names, None)
+    for name, tol in SHARD_TOL.items():
+        (g_s, ref_s, _), (g_1, ref_1, _) = sharded[name], single[name]
+        assert np.any(np.concatenate([np.ravel(x) for x in jax.tree.leaves(g_1)]) != 0)
+        assert _rel_err(g_s, g_1) <= tol, name
+        assert _rel_err(ref_s, ref_1) <= 1e-14, name  # Autodiff (order 0 and ½)
+        for g in jax.tree.leaves(g_s):  # computed on all 8 devices, replicated
+            assert g.sharding.is_fully_replicated and len(g.devices()) == 8
+    beta_s = beta_sweep(cfg, mesh=mesh)
+    beta_1 = beta_sweep(cfg)
+    for r_s, r_1 in zip(beta_s["rows"], beta_1["rows"]):
+        # rel_err = ‖g − L‖/‖L‖ moves by at most (‖δg‖ + ‖δL‖)/‖L‖ + rel_err·‖δL‖/‖L‖: 1e-10
+        # for EP(β) plus 1e-14 for the limit L (a forward-mode derivative, no division by β).
+        assert r_s["rel_err"] == pytest.approx(r_1["rel_err"], rel=0, abs=2e-10)
