@@ -438,5 +438,4 @@ __all__ = [
     "regime_table",
     "run_validation",
     "write_report",
-    "jnp",
 ]
