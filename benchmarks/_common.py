@@ -9,11 +9,27 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
 
 import fracprop as fp
+
+
+def warm_times(compiled, args, repeats: int):
+    """Run ``compiled(*args)`` once (warm-up), then time ``repeats`` more calls.
+
+    **Returns** ``(output of the warm-up call, list of wall times in seconds)``; every call
+    blocks until its result is ready.
+    """
+    out = jax.block_until_ready(compiled(*args))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        times.append(time.perf_counter() - t0)
+    return out, times
 
 
 def metadata(**extra) -> dict:

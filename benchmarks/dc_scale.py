@@ -31,7 +31,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import metadata, summary_line, write_results  # noqa: E402
+from _common import metadata, summary_line, warm_times, write_results  # noqa: E402
 
 import fracprop.resistive as rn  # noqa: E402
 
@@ -54,12 +54,7 @@ def timed(fn, args, repeats):
     t0 = time.perf_counter()
     compiled = jax.jit(fn).lower(*args).compile()
     compile_s = time.perf_counter() - t0
-    out = jax.block_until_ready(compiled(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - t0)
+    out, times = warm_times(compiled, args, repeats)
     return out, compile_s, min(times), float(np.median(times))
 
 

@@ -72,7 +72,7 @@ jax.config.update("jax_default_matmul_precision", "highest")
 import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import metadata, summary_line, write_results  # noqa: E402
+from _common import metadata, summary_line, warm_times, write_results  # noqa: E402
 
 import fracprop as fp  # noqa: E402
 
@@ -201,12 +201,7 @@ def compile_job(fn, args):
 
 
 def timed(compiled, args, repeats):
-    out = jax.block_until_ready(compiled(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - t0)
+    out, times = warm_times(compiled, args, repeats)
     temp = compiled.memory_analysis().temp_size_in_bytes
     return out, min(times), float(np.median(times)), temp
 
