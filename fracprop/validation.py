@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Literal
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ._config import ConfigError, load_config, to_dict
