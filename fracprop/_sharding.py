@@ -53,6 +53,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ._circuit import Circuit
+from ._config import ConfigError
 from ._dc_learning import AbstractDCEstimator, ResistiveProblem
 from ._estimators import AbstractEstimator, _check_synapses
 from ._learning import LearningProblem
@@ -100,8 +101,6 @@ def _mesh_for(shard: str, batch_size: int, what: str = "batch_size") -> Mesh | N
     number; ``on`` always builds the mesh and raises `ConfigError` (naming ``what``) when it
     is not a multiple; ``off`` never shards.
     """
-    from ._config import ConfigError
-
     if shard not in ("on", "auto", "off"):
         raise ConfigError(f"shard={shard!r} is not one of 'on', 'auto', 'off'")
     devices = jax.device_count()

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._config import ConfigError, from_dict, read_yaml, to_dict
+from ._sharding import _mesh_for, _sharded_loss_and_estimate, sharded_step
 from ._tasks import TASKS, AbstractTask, TaskData, TaskError
 
 CHECKPOINT = "checkpoint.eqx"
@@ -288,8 +289,6 @@ def make_step(problem, estimator, optimizer, mask, constraints: Constraints, mes
     """
     import optax
 
-    from ._sharding import _sharded_loss_and_estimate, sharded_step
-
     def loss_and_grads(params, inputs, targets):
         if mesh is None:
             loss = problem.loss(params, inputs, targets)
@@ -311,13 +310,6 @@ def make_step(problem, estimator, optimizer, mask, constraints: Constraints, mes
     if mesh is None:
         return eqx.filter_jit(step)
     return sharded_step(step, batch_argnums=(2, 3), mesh=mesh)
-
-
-def _mesh_for(shard: str, batch_size: int):
-    """The batch mesh over every visible device, or ``None`` for a single-device step."""
-    from ._sharding import _mesh_for
-
-    return _mesh_for(shard, batch_size, "batch_size")
 
 
 def batch_indices(seed: int, step: int, n_examples: int, batch_size: int) -> np.ndarray:
@@ -563,7 +555,7 @@ def train(
     opt_state = opt.init(params)
     base = data.problem.mask() if hasattr(data.problem, "mask") else None
     mask = partial_mask(params, cfg.train_fraction, cfg.seed, base)
-    mesh = _mesh_for(cfg.shard, cfg.batch_size)
+    mesh = _mesh_for(cfg.shard, cfg.batch_size, "batch_size")
     step_fn = make_step(data.problem, estimator, opt, mask, cfg.constraints, mesh)
     loss_fn = eqx.filter_jit(data.problem.loss)
     predict_fn = eqx.filter_jit(data.predict) if data.predict is not None else None
