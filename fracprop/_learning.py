@@ -27,7 +27,7 @@ from ._circuit import Circuit, CircuitError
 from ._custom_types import Array
 from ._history import AbstractHistory, resolve_history
 from ._kernels import GL, AbstractKernel
-from ._simulate import AbstractAccumulator, Trajectory, simulate
+from ._simulate import AbstractAccumulator, Trajectory, check_checkpoint, simulate
 
 #: The parameter trained when a selection names an element without ``.param``.
 PRIMARY = {
@@ -164,17 +164,7 @@ class LearningProblem(eqx.Module):
             raise LearningError(f"steps={steps!r} must be a positive integer")
         if not (float(dt) > 0 and np.isfinite(float(dt))):
             raise LearningError(f"dt={dt!r} must be a positive number of seconds")
-        if checkpoint is not None and (
-            not isinstance(checkpoint, int | np.integer)
-            or isinstance(checkpoint, bool)
-            or checkpoint < 1
-        ):
-            root = max(1, int(np.sqrt(steps)))
-            raise LearningError(
-                f"checkpoint={checkpoint!r} must be None (no rematerialisation) or a positive "
-                f"integer number of steps per segment, e.g. checkpoint={root} (about √steps "
-                f"for steps={steps})"
-            )
+        check_checkpoint(checkpoint, int(steps), LearningError)
         self.circuit = circuit
         self.inputs = tuple(sources[n.lower()] for n in inputs)
         self.outputs = tuple(outs)

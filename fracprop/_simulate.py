@@ -660,6 +660,21 @@ def _run(
     )
 
 
+def check_checkpoint(checkpoint: Any, steps: int, error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` unless ``checkpoint`` is ``None`` or a positive integer (steps per
+    rematerialised segment); the message suggests about √steps."""
+    if checkpoint is not None and (
+        not isinstance(checkpoint, int | np.integer)
+        or isinstance(checkpoint, bool)
+        or checkpoint < 1
+    ):
+        raise error(
+            f"checkpoint={checkpoint!r} must be None (no rematerialisation) or a positive "
+            f"integer number of steps per segment, e.g. checkpoint={max(1, math.isqrt(steps))} "
+            f"(about √steps for steps={steps})"
+        )
+
+
 def simulate(
     circuit: Circuit,
     *,
@@ -742,16 +757,7 @@ def simulate(
         raise TypeError(f"simulate expects a Circuit; got {type(circuit).__name__}")
     if not isinstance(steps, int | np.integer) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps={steps!r} must be a positive integer")
-    if checkpoint is not None and (
-        not isinstance(checkpoint, int | np.integer)
-        or isinstance(checkpoint, bool)
-        or checkpoint < 1
-    ):
-        raise ValueError(
-            f"checkpoint={checkpoint!r} must be None (no rematerialisation) or a positive "
-            f"integer number of steps per segment, e.g. checkpoint={max(1, math.isqrt(steps))} "
-            f"(about √steps for steps={steps})"
-        )
+    check_checkpoint(checkpoint, steps)
     if dtype is None:
         dtype = jnp.result_type(float)
     if isinstance(dt, int | float | np.floating) and not (math.isfinite(dt) and dt > 0):
