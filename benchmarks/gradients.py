@@ -2,18 +2,21 @@
 
 `fracprop.BENCHMARK_NETWORK` (16 inputs, 64 tanh fractional-memristor neurons, 4 outputs, 1280
 trainable synapses, ωτ ≈ 1), SOE history (tol 1e-12), float64. The baseline of every ratio is
-the forward pass (simulate + loss) in the same run; the four jobs are timed in interleaved
-rounds (forward, grad, EP, Replay, forward, ...), so a drift in the machine's load biases no
-ratio. Also reports the compiled temporary memory
-(`memory_analysis().temp_size_in_bytes`, which excludes the input arrays) of each jitted
-function at several N and its log–log slope in N.
+the forward pass (simulate + loss) in the same run; the jobs are timed in interleaved rounds
+(forward, grad, grad_ckpt, EP, Replay, forward, ...), so a drift in the machine's load biases
+no ratio. ``grad_ckpt`` is `jax.grad` with the time scan rematerialised in segments of
+``CHECKPOINT`` = 64 steps (`LearningProblem(checkpoint=64)`); before timing, it must equal
+plain `jax.grad` to 1e-12 and Replay must equal `jax.grad` to 1e-9. Also reports the
+compiled temporary memory (`memory_analysis().temp_size_in_bytes`, which excludes the input
+arrays) of each jitted function at several N and its log–log slope in N.
 
     python benchmarks/gradients.py [--quick] [--out DIR]
 
 Ends with one line of key=value pairs: grad_over_fwd, ep_over_fwd, replay_over_fwd (min wall
 time), the same ratios of min process CPU time (``*_cpu``: less sensitive to other load on a
 shared machine, where wall time includes waiting for a core), grad_mem_slope, ep_mem_slope,
-replay_mem_slope.
+replay_mem_slope, grad_ckpt_over_fwd and grad_ckpt_mem_ratio (its temporary memory over
+plain jax.grad's at the timing N).
 """
 
 from __future__ import annotations
@@ -46,10 +49,16 @@ def problem_at(steps, horizon=20.0, spec=None):
     return problem, u, targets
 
 
+#: Steps per rematerialised segment of the ``grad_ckpt`` job (`LearningProblem(checkpoint=k)`).
+CHECKPOINT = 64
+
+
 def jobs(problem):
+    rematerialised = problem.replace(checkpoint=CHECKPOINT)
     return {
         "forward": lambda p, u, t: problem.loss(p, u, t),
         "grad": lambda p, u, t: jax.grad(problem.loss)(p, u, t),
+        "grad_ckpt": lambda p, u, t: jax.grad(rematerialised.loss)(p, u, t),
         "ep": lambda p, u, t: fp.EP(beta=1e-3)(problem, p, u, t),
         "replay": lambda p, u, t: fp.Replay()(problem, p, u, t),
     }
@@ -106,9 +115,17 @@ def main(argv=None) -> int:
         print(f"FAILED: Replay deviates from jax.grad by {rel:.2e}", file=sys.stderr)
         return 1
 
+    g_ckpt = jax.jit(lambda p: jax.grad(problem.replace(checkpoint=CHECKPOINT).loss)(p, u, t))(
+        params
+    )
+    rel_ckpt = fp.validation.compare(g_ckpt, g_ref)["overall"]["rel_l2"]
+    if not rel_ckpt <= 1e-12:  # the same sums in the same order: round-off only
+        print(f"FAILED: checkpointed jax.grad deviates by {rel_ckpt:.2e}", file=sys.stderr)
+        return 1
+
     rows = []
     times, cpu_times = {}, {}
-    mem = {name: {} for name in ("forward", "grad", "ep", "replay")}
+    mem = {name: {} for name in jobs(problem)}
     compiled, compile_s = compile_all(jobs(problem), (params, u, t))
     wall, cpu = timed_interleaved(compiled, (params, u, t), repeats)
     for name in compiled:
@@ -150,6 +167,8 @@ def main(argv=None) -> int:
         "grad_over_fwd": times["grad"] / times["forward"],
         "ep_over_fwd": times["ep"] / times["forward"],
         "replay_over_fwd": times["replay"] / times["forward"],
+        "grad_ckpt_over_fwd": times["grad_ckpt"] / times["forward"],
+        "grad_ckpt_mem_ratio": mem["grad_ckpt"][time_n] / mem["grad"][time_n],
         "grad_over_fwd_cpu": cpu_times["grad"] / cpu_times["forward"],
         "ep_over_fwd_cpu": cpu_times["ep"] / cpu_times["forward"],
         "replay_over_fwd_cpu": cpu_times["replay"] / cpu_times["forward"],
@@ -158,6 +177,8 @@ def main(argv=None) -> int:
         "replay_mem_slope": slope(mem["replay"]),
         "fwd_mem_slope": slope(mem["forward"]),
         "replay_vs_grad_rel": rel,
+        "grad_ckpt_vs_grad_rel": rel_ckpt,
+        "checkpoint": CHECKPOINT,
         "N": time_n,
         "synapses": sum(1 for _ in problem.trainable),
         "quick": int(args.quick),
