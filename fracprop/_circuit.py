@@ -21,6 +21,7 @@ from ._elements import (
     Memristors,
     Resistors,
     VSources,
+    order_classes_of,
 )
 from ._laws import AbstractLaw, Linear, law_group_key
 from ._waveforms import AbstractWaveform, as_waveform
@@ -103,7 +104,38 @@ class Circuit(eqx.Module):
             grp = (*c.groups, c.vsources, c.isources)[gi]
             return getattr(grp.law if holder is not g else grp, parameter)
 
-        return eqx.tree_at(where, self, new)
+        out = eqx.tree_at(where, self, new)
+        if parameter == "alpha":  # the recorded classes of equal α may no longer hold
+            out = _with_order_classes(out, lambda i, grp: None if i == gi else ...)
+        return out
+
+    def share_orders(self, enable: bool = True) -> Circuit:
+        """A copy whose fractional elements of equal order α share their convolution weights.
+
+        For each group of memristors or CPEs, the elements are sorted into classes of equal
+        α, read from the concrete values. The history backends then compute and store the
+        weights (and `Dense`'s Hankel rows, `HLS`'s spectra, `SOE`'s modes) once per class
+        instead of once per element, and `Dense` forms one matrix product per class: on the
+        benchmark network, 2 orders instead of 128 channels. `simulate` does this itself for
+        orders that are concrete, and `LearningProblem` for orders it does not train; call it
+        to get the same inside code that you `jit` yourself, where the orders are traced.
+
+        The shared α must then stay fixed. A run in which they no longer agree within a class
+        raises, and so does differentiating them, as one set of weights has no derivative per
+        element. `Circuit.set` of an ``alpha`` drops its group's classes. ``enable=False``
+        removes every class (one set of weights per element, as needed to differentiate α).
+        A group whose α are all distinct, or that is traced here, is left as it is.
+        """
+        if not enable:
+            return _with_order_classes(self, lambda i, grp: None)
+
+        def classes(i, grp):
+            if isinstance(grp.alpha, jax.core.Tracer):
+                return ...
+            found = order_classes_of(grp.alpha)
+            return found if max(found) + 1 < len(found) else None
+
+        return _with_order_classes(self, classes)
 
     @staticmethod
     def _param_holder(g, parameter, name):
@@ -156,6 +188,19 @@ class Circuit(eqx.Module):
 
     def __repr__(self) -> str:
         return self.__str__()
+
+
+def _with_order_classes(circuit: Circuit, choose) -> Circuit:
+    """``circuit`` with ``order_classes = choose(index, group)`` on each fractional group
+    (``...`` keeps the group's classes)."""
+    groups = []
+    for i, grp in enumerate(circuit.groups):
+        if isinstance(grp, Memristors | CPEs):
+            classes = choose(i, grp)
+            if classes is not ... and classes != grp.order_classes:
+                grp = dataclasses.replace(grp, order_classes=classes)
+        groups.append(grp)
+    return dataclasses.replace(circuit, groups=tuple(groups))
 
 
 def _row(group, k: int) -> str:

@@ -29,6 +29,7 @@ the scalar linear equation.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, ClassVar
 
 import equinox as eqx
@@ -379,6 +380,68 @@ class _FracState(eqx.Module):
     extra: Array
 
 
+# ------------------------------------------------------------------------- shared orders
+#
+# Fractional groups may carry ``order_classes``: for each element the index of its class of
+# equal orders α, recorded from concrete values by `Circuit.share_orders` (which `simulate`
+# and `LearningProblem` call for orders that are not trained). The history backends then
+# compute and store the convolution weights once per class (see `_history.channel_layout`).
+# Weights shared by a class can only give the derivative with respect to the class's common
+# α, not each element's, so differentiating such α raises (`_fixed_orders`), and a run whose
+# α no longer agree within a class raises too (`shared_order_mismatch`, checked in `_run`).
+
+
+def order_classes_of(values) -> tuple[int, ...]:
+    """The class of every entry of ``values``, classes numbered by first occurrence."""
+    values = np.asarray(values).reshape(-1)
+    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    rank = np.argsort(np.argsort(first))
+    return tuple(int(r) for r in rank[inverse.reshape(-1)])
+
+
+def _representatives(classes: tuple[int, ...]) -> np.ndarray:
+    """The first element of each class, in class order."""
+    index = np.asarray(classes)
+    return np.asarray([int(np.flatnonzero(index == u)[0]) for u in range(index.max() + 1)])
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _fixed_orders(alpha: Array, names: tuple[str, ...]) -> Array:
+    """``alpha`` unchanged; raises if it is differentiated (its weights are shared)."""
+    return alpha
+
+
+def _fixed_orders_jvp(names, primals, tangents):
+    (alpha,), (d_alpha,) = primals, tangents
+    if not isinstance(d_alpha, jax.custom_derivatives.SymbolicZero):
+        raise ValueError(
+            f"the orders alpha of {', '.join(names)} are shared (equal values use one set of "
+            "convolution weights), which gives no derivative per element. To differentiate "
+            "alpha, call circuit.share_orders(False) before simulating, or list the alpha in "
+            "LearningProblem(trainable=...), which keeps trained orders per element"
+        )
+    return alpha, d_alpha
+
+
+_fixed_orders.defjvp(_fixed_orders_jvp, symbolic_zeros=True)
+
+
+def distinct_orders(group) -> tuple[Array, tuple[int, ...] | None]:
+    """``(orders, classes)`` of a fractional group's elements for `AbstractHistory.init`:
+    its α per element and ``None``, or, with ``order_classes``, the α of each class."""
+    if group.order_classes is None:
+        return group.alpha, None
+    alpha = _fixed_orders(group.alpha, group.names)
+    return alpha[_representatives(group.order_classes)], group.order_classes
+
+
+def shared_order_mismatch(group) -> Array:
+    """True when some element's α differs from the α its class shares."""
+    classes = group.order_classes
+    alpha = jax.lax.stop_gradient(group.alpha)
+    return jnp.any(alpha != alpha[_representatives(classes)][np.asarray(classes)])
+
+
 class Memristors(AbstractBranchGroup):
     r"""Ψ-controlled fractional memristors of order α ∈ (0, 1] (seed eqs. 12–15, DESIGN §1).
 
@@ -393,15 +456,23 @@ class Memristors(AbstractBranchGroup):
     g: Array
     alpha: Array
     law: AbstractLaw
+    order_classes: tuple[int, ...] | None = eqx.field(static=True, default=None)
     fractional: ClassVar[bool] = True
     dc: ClassVar[str] = "conductor"
 
     def _r(self, psi):
         return self.g * self.law(psi)
 
+    def _init_history(self, setup):
+        """History of the channels ``v`` (order −(1−α)) and ``r̂ − r̂(0)`` (order 1−α)."""
+        alpha, classes = distinct_orders(self)
+        a = 1.0 - alpha
+        if classes is not None:
+            classes = classes + tuple(len(a) + c for c in classes)
+        return setup.history.init(setup.kernel, jnp.concatenate([-a, a]), setup.steps, classes)
+
     def init(self, v0, i0, setup):
-        a = 1.0 - self.alpha
-        hist = setup.history.init(setup.kernel, jnp.concatenate([-a, a]), setup.steps)
+        hist = self._init_history(setup)
         r0 = self._r(jnp.zeros_like(v0))
         return _FracState(hist=hist, extra=r0)
 
@@ -443,8 +514,7 @@ class Memristors(AbstractBranchGroup):
     # the recorded incremental conductance ∂i_n/∂v_n = d_0 r̂'(Ψ_n) a_0 (the h powers cancel;
     # a_0 d_0 = 1 for GL and FBDF2, whose weights for ±(1−α) are convolution inverses).
     def adjoint_init(self, setup):
-        a = 1.0 - self.alpha
-        return setup.history.init(setup.kernel, jnp.concatenate([-a, a]), setup.steps)
+        return self._init_history(setup)
 
     def adjoint_prepare(self, state, tau, setup):
         return setup.history.history(state, tau)
@@ -481,12 +551,16 @@ class CPEs(AbstractBranchGroup):
     nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
     c: Array
     alpha: Array
+    order_classes: tuple[int, ...] | None = eqx.field(static=True, default=None)
     fractional: ClassVar[bool] = True
     dc: ClassVar[str] = "open"
 
+    def _init_history(self, setup):
+        alpha, classes = distinct_orders(self)
+        return setup.history.init(setup.kernel, alpha, setup.steps, classes)
+
     def init(self, v0, i0, setup):
-        hist = setup.history.init(setup.kernel, self.alpha, setup.steps)
-        return _FracState(hist=hist, extra=v0)
+        return _FracState(hist=self._init_history(setup), extra=v0)
 
     def prepare(self, state, n, setup):
         return setup.history.history(state.hist, n), state.extra
@@ -504,7 +578,7 @@ class CPEs(AbstractBranchGroup):
     # ι[τ] = C h^{−α} (w_0 μ[τ] + Σ_{j≥1} w_j μ[τ−j]) = g (μ[τ] + Σ_{j≥1} w_j μ[τ−j] / w_0)
     # with g = C h^{−α} w_0 = ∂i_n/∂v_n recorded.
     def adjoint_init(self, setup):
-        return setup.history.init(setup.kernel, self.alpha, setup.steps)
+        return self._init_history(setup)
 
     def adjoint_prepare(self, state, tau, setup):
         return setup.history.history(state, tau)

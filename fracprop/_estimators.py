@@ -126,8 +126,10 @@ class _Contrast(AbstractAccumulator):
         q = jnp.zeros((len(self.branches),), vb0.dtype)
         if self.order == 0.0:
             return q
-        orders = jnp.full((len(self.branches),), -self.order, vb0.dtype)
-        hist = setup.history.init(setup.kernel, orders, setup.steps)
+        # Every branch has the same order −γ: one set of weights for all of them.
+        orders = jnp.full((1,), -self.order, vb0.dtype)
+        classes = (0,) * len(self.branches)
+        hist = setup.history.init(setup.kernel, orders, setup.steps, classes)
         hist = setup.history.push(hist, jnp.asarray(0), vb0[np.asarray(self.branches)])
         return q, hist
 

@@ -26,6 +26,14 @@ value window at every step, O(C·N²) in all. Measured by ``benchmarks/grad_memo
 N = 512 … 2048, the log–log slopes of temporary memory are: conductances 1.00 (Exact),
 0.78 (Dense), 1.00 (HLS), 0.96 (SOE); with α 1.97, 1.96, 1.97 and 1.00 (SOE).
 
+**Channels that share an order share its weights.** ``init`` takes the distinct orders
+(shape ``(U,)``) and, optionally, ``classes``: for each of the ``C`` channels the index of its
+order. The weights (and Hankel rows, spectra or exponential modes) are then computed and stored
+once per order, O(U·N) instead of O(C·N), and every operation runs on the channels as a
+``(U, S)`` array, the ``S`` channels of each order together: `Dense`'s far field becomes one
+matrix product per order, over all its channels at once. This needs equal class sizes; with
+unequal ones the weights are gathered per channel (``S = 1``), as without ``classes``.
+
 `resolve_history` turns the ``history=`` keyword of `simulate` and `LearningProblem` (a string
 or an instance) into a backend.
 """
@@ -33,6 +41,7 @@ or an instance) into a backend.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import functools
 import math
 from typing import Any
@@ -46,12 +55,77 @@ from ._custom_types import Array
 from ._kernels import GL, AbstractKernel
 
 
+@dataclasses.dataclass(frozen=True)
+class ChannelLayout:
+    """Where each channel lives in a backend's ``(U, S)`` arrays (static, hashable).
+
+    Row ``u`` holds the ``S`` channels of order ``u``; ``perm`` lists the channels in that
+    row-major order (``None`` when they already are).
+    """
+
+    classes: int
+    size: int
+    perm: tuple[int, ...] | None = None
+
+    def group(self, x: Array) -> Array:
+        """``(C,)`` channel values to ``(U, S)``."""
+        if self.perm is not None:
+            x = x[np.asarray(self.perm)]
+        return x.reshape(self.classes, self.size)
+
+    def ungroup(self, y: Array) -> Array:
+        """``(U, S)`` back to ``(C,)`` in channel order."""
+        y = y.reshape(self.classes * self.size)
+        if self.perm is not None:
+            y = y[np.argsort(np.asarray(self.perm))]
+        return y
+
+
+def channel_layout(orders: Array, classes: tuple[int, ...] | None) -> tuple[Array, ChannelLayout]:
+    """The orders to compute weights for, and the layout of the channels over them.
+
+    ``classes=None``: one order per channel. Otherwise ``classes[c]`` is the index into
+    ``orders`` of channel ``c``'s order; if every order has the same number of channels they
+    share its weights, else the orders are gathered per channel.
+
+    **Raises** `ValueError` if ``classes`` refers to an order that does not exist or leaves
+    one unused.
+    """
+    orders = jnp.atleast_1d(orders)
+    if classes is None:
+        return orders, ChannelLayout(orders.shape[0], 1)
+    index = np.asarray(classes, dtype=np.int64).reshape(-1)
+    u = orders.shape[0]
+    counts = np.bincount(index, minlength=u) if index.size and index.min() >= 0 else None
+    if counts is None or len(counts) != u or np.any(counts == 0):
+        raise ValueError(
+            f"classes={tuple(classes)} must use each of the {u} orders' indices 0 … {u - 1} "
+            "at least once, and no other"
+        )
+    if np.any(counts != counts[0]):  # unequal classes: one row per channel
+        return orders[index], ChannelLayout(index.size, 1)
+    perm = np.argsort(index, kind="stable")
+    sorted_already = bool(np.all(perm == np.arange(index.size)))
+    return orders, ChannelLayout(u, int(counts[0]), None if sorted_already else tuple(perm))
+
+
 class AbstractHistory(eqx.Module):
     """Interface of a history backend."""
 
     @abc.abstractmethod
-    def init(self, kernel: AbstractKernel, orders: Array, steps: int) -> Any:
-        """State for channels of the given operator orders (shape ``(channels,)``)."""
+    def init(
+        self,
+        kernel: AbstractKernel,
+        orders: Array,
+        steps: int,
+        classes: tuple[int, ...] | None = None,
+    ) -> Any:
+        """State for channels of the given operator orders.
+
+        ``orders`` has shape ``(channels,)``, or, with ``classes``, holds the distinct orders
+        and ``classes[c]`` indexes channel ``c``'s order (see `channel_layout`): channels of
+        one order then share its weights.
+        """
 
     @abc.abstractmethod
     def history(self, state: Any, n: Array) -> Array:
@@ -63,8 +137,9 @@ class AbstractHistory(eqx.Module):
 
 
 class _ExactState(eqx.Module):
-    weights: Array  # (C, N+1)
-    buffer: Array  # (C, 2N+1); x[m] lives at column N - m, zeros elsewhere
+    weights: Array  # (U, N+1)
+    buffer: Array  # (U, S, 2N+1); x[m] lives at column N - m, zeros elsewhere
+    layout: ChannelLayout = eqx.field(static=True)
 
 
 class Exact(AbstractHistory):
@@ -76,23 +151,22 @@ class Exact(AbstractHistory):
     (O(N²) memory); use `SOE` for such gradients beyond moderate ``N``.
     """
 
-    def init(self, kernel, orders, steps):
-        weights = kernel.weights(jnp.atleast_1d(orders), steps)
-        channels = weights.shape[0]
-        buffer = jnp.zeros((channels, 2 * steps + 1), dtype=weights.dtype)
-        return _ExactState(weights=weights, buffer=buffer)
+    def init(self, kernel, orders, steps, classes=None):
+        orders, layout = channel_layout(orders, classes)
+        weights = kernel.weights(orders, steps)
+        buffer = jnp.zeros((layout.classes, layout.size, 2 * steps + 1), dtype=weights.dtype)
+        return _ExactState(weights=weights, buffer=buffer, layout=layout)
 
     def history(self, state, n):
         steps = state.weights.shape[1] - 1
-        window = jax.lax.dynamic_slice_in_dim(state.buffer, steps - n + 1, steps, axis=1)
-        return jnp.sum(state.weights[:, 1:] * window, axis=1)
+        window = jax.lax.dynamic_slice_in_dim(state.buffer, steps - n + 1, steps, axis=-1)
+        return state.layout.ungroup(jnp.sum(state.weights[:, None, 1:] * window, axis=-1))
 
     def push(self, state, n, x):
         steps = state.weights.shape[1] - 1
-        buffer = jax.lax.dynamic_update_slice_in_dim(
-            state.buffer, x[:, None].astype(state.buffer.dtype), steps - n, axis=1
-        )
-        return _ExactState(weights=state.weights, buffer=buffer)
+        x = state.layout.group(x)[..., None].astype(state.buffer.dtype)
+        buffer = jax.lax.dynamic_update_slice_in_dim(state.buffer, x, steps - n, axis=-1)
+        return eqx.tree_at(lambda st: st.buffer, state, buffer)
 
 
 # ------------------------------------------------------------------------------------- SOE
@@ -139,12 +213,13 @@ def gl_soe_coefficients(orders: Array, v: np.ndarray, dv: float) -> tuple[Array,
 
 
 class _SOEState(eqx.Module):
-    near_w: Array  # (C, L): w_1 … w_L
-    c: Array  # (C, K)
+    near_w: Array  # (U, L): w_1 … w_L
+    c: Array  # (U, K)
     s: Array  # (K,)
     s_pow: Array  # (K,): s^L
-    recent: Array  # (C, L): x[n−1], …, x[n−L]
-    far: Array  # (C, K): Σ_{j>L} s_k^j x[n−j]
+    recent: Array  # (U, S, L): x[n−1], …, x[n−L]
+    far: Array  # (U, S, K): Σ_{j>L} s_k^j x[n−j]
+    layout: ChannelLayout = eqx.field(static=True)
 
 
 class SOE(AbstractHistory):
@@ -168,37 +243,38 @@ class SOE(AbstractHistory):
         if not (isinstance(self.near, int) and self.near >= 2):
             raise ValueError(f"SOE near={self.near!r} must be an integer >= 2")
 
-    def init(self, kernel, orders, steps):
+    def init(self, kernel, orders, steps, classes=None):
         if not isinstance(kernel, GL):
             raise ValueError(
                 f"the SOE history supports the GL kernel only; got {type(kernel).__name__}. "
                 "Use history=Exact() with this kernel."
             )
-        orders = jnp.atleast_1d(orders)
+        orders, layout = channel_layout(orders, classes)
         near = min(self.near, max(steps, 2))
-        weights = kernel.weights(orders, near)  # (C, L+1)
+        weights = kernel.weights(orders, near)  # (U, L+1)
         v, dv, _ = soe_nodes(self.tol, near, steps)
         c, s = gl_soe_coefficients(orders, v, dv)
-        channels, modes = orders.shape[0], s.shape[0]
-        zeros = jnp.zeros((channels, near), weights.dtype)
+        rows = (layout.classes, layout.size)
         return _SOEState(
             near_w=weights[:, 1:],
             c=c.astype(weights.dtype),
             s=s.astype(weights.dtype),
             s_pow=(s**near).astype(weights.dtype),
-            recent=zeros,
-            far=jnp.zeros((channels, modes), weights.dtype),
+            recent=jnp.zeros(rows + (near,), weights.dtype),
+            far=jnp.zeros(rows + s.shape, weights.dtype),
+            layout=layout,
         )
 
     def history(self, state, n):
-        near = jnp.sum(state.near_w * state.recent, axis=1)
-        far = jnp.sum(state.c * state.far, axis=1)
-        return near + far
+        near = jnp.sum(state.near_w[:, None] * state.recent, axis=-1)
+        far = jnp.sum(state.c[:, None] * state.far, axis=-1)
+        return state.layout.ungroup(near + far)
 
     def push(self, state, n, x):
-        oldest = state.recent[:, -1:]
+        oldest = state.recent[..., -1:]
         far = state.s * (state.far + state.s_pow * oldest)
-        recent = jnp.concatenate([x[:, None].astype(state.recent.dtype), state.recent[:, :-1]], 1)
+        x = state.layout.group(x)[..., None].astype(state.recent.dtype)
+        recent = jnp.concatenate([x, state.recent[..., :-1]], axis=-1)
         return eqx.tree_at(lambda st: (st.recent, st.far), state, (recent, far))
 
 
@@ -221,31 +297,31 @@ def _padded_length(block: int, steps: int) -> int:
     return pad
 
 
-def _reversed_buffer(channels: int, pad: int, dtype) -> Array:
-    """Value buffer with ``x[m]`` at column ``pad − m``; columns past ``pad`` are times < 0."""
-    return jnp.zeros((channels, 2 * pad + 1), dtype)
+def _zeros(layout: ChannelLayout, length: int, dtype) -> Array:
+    return jnp.zeros((layout.classes, layout.size, length), dtype)
 
 
-def _push_value(buffer: Array, pad: int, n: Array, x: Array) -> Array:
-    return jax.lax.dynamic_update_slice_in_dim(
-        buffer, x[:, None].astype(buffer.dtype), pad - n, axis=1
-    )
+def _push_value(buffer: Array, layout: ChannelLayout, pad: int, n: Array, x: Array) -> Array:
+    """Store ``x[n]`` at column ``pad − n`` of the reversed value buffer, shape (U, S, 2P+1):
+    columns past ``pad`` are times < 0 and stay zero."""
+    x = layout.group(x)[..., None].astype(buffer.dtype)
+    return jax.lax.dynamic_update_slice_in_dim(buffer, x, pad - n, axis=-1)
 
 
 def _newest(buffer: Array, pad: int, m: Array, length: int) -> Array:
     """``[x[m−1], x[m−2], …, x[m−length]]`` per channel (zeros for negative times)."""
-    return jax.lax.dynamic_slice_in_dim(buffer, pad - m + 1, length, axis=1)
+    return jax.lax.dynamic_slice_in_dim(buffer, pad - m + 1, length, axis=-1)
 
 
 def _near_sum(near_w: Array, buffer: Array, pad: int, n: Array, block: int) -> Array:
     """``Σ_{j=1}^{r} w_j x[n−j]`` with ``r = n mod block``: the lags inside n's own block."""
     window = _newest(buffer, pad, n, block)  # x[n−1], …, x[n−block]
     inside = jnp.arange(1, block + 1) <= n % block
-    return jnp.sum(jnp.where(inside, near_w * window, 0.0), axis=1)
+    return jnp.sum(jnp.where(inside, near_w[:, None] * window, 0.0), axis=-1)
 
 
 def _read_far(far: Array, n: Array) -> Array:
-    return jax.lax.dynamic_index_in_dim(far, n % far.shape[1], axis=1, keepdims=False)
+    return jax.lax.dynamic_index_in_dim(far, n % far.shape[-1], axis=-1, keepdims=False)
 
 
 def _next_far(pending: Array, far: Array, m: Array) -> Array:
@@ -254,8 +330,8 @@ def _next_far(pending: Array, far: Array, m: Array) -> Array:
     Read only after the pending buffer has been updated: `history` reads this small copy, so
     the large buffer is never read before it is updated in place (which would make XLA copy it).
     """
-    block = far.shape[1]
-    start = jax.lax.dynamic_slice_in_dim(pending, m, block, axis=1)
+    block = far.shape[-1]
+    start = jax.lax.dynamic_slice_in_dim(pending, m, block, axis=-1)
     return jnp.where(m % block == 0, start, far)
 
 
@@ -320,11 +396,12 @@ def _switch_in_place_jvp(branches, primals, tangents):
 
 
 class _DenseState(eqx.Module):
-    near_w: Array  # (C, B): w_1 … w_B
-    hankel: Array  # (C, P/B, 2B−1): hankel[c, q, s] = w_c[qB + s + 1]
-    buffer: Array  # (C, 2P+1): x[m] at column P − m
-    pending: Array  # (C, P): far-field part of H[n], written one block ahead
-    far: Array  # (C, B): the far field of the current block, read by `history`
+    near_w: Array  # (U, B): w_1 … w_B
+    hankel: Array  # (U, P/B, 2B−1): hankel[u, q, s] = w_u[qB + s + 1]
+    buffer: Array  # (U, S, 2P+1): x[m] at column P − m
+    pending: Array  # (U, S, P): far-field part of H[n], written one block ahead
+    far: Array  # (U, S, B): the far field of the current block, read by `history`
+    layout: ChannelLayout = eqx.field(static=True)
     steps: int = eqx.field(static=True)
     pad: int = eqx.field(static=True)
     block: int = eqx.field(static=True)
@@ -343,9 +420,10 @@ class Dense(AbstractHistory):
     When the last value of a block arrives (``push`` at ``n = m − 1`` with ``m`` a multiple of
     ``B``), the far field of the whole next block is computed at once. With the history read
     backwards in rows of ``B``, ``r[q, l] = x[m − 1 − qB − l]``, and the weights in overlapping
-    rows ``u[q, s] = w_{qB+s+1}``, ``y_i = Σ_l Z[i+l, l]`` where ``Z = uᵀ r`` is one matrix
-    product per channel, contracting over the ``q`` rows (work 2·B·M per channel for ``M``
-    history values, instead of one memory-bound dot product per step). ``M`` is the smallest
+    rows ``u[q, s] = w_{qB+s+1}``, ``y_i = Σ_l Z[i+l, l]`` where ``Z = uᵀ r`` contracts over
+    the ``q`` rows: one matrix product per order, over all the channels that share it (work
+    2·B·M per channel for ``M`` history values, instead of one memory-bound dot product per
+    step). ``M`` is the smallest
     ``B·2^k ≥ m``: the (unbatched) step counter selects the branch of that static size (see
     `_switch_in_place`), so the far field costs O(C·N²) flops in all, at matrix-product speed,
     and stays a real branch under `jax.vmap`. ``y`` goes into a pending buffer; ``history``
@@ -364,19 +442,19 @@ class Dense(AbstractHistory):
     def __check_init__(self):
         _check_power_of_two("Dense", "block", self.block, 4, 4096)
 
-    def init(self, kernel, orders, steps):
-        orders = jnp.atleast_1d(orders)
+    def init(self, kernel, orders, steps, classes=None):
+        orders, layout = channel_layout(orders, classes)
         block = self.block
         pad = _padded_length(block, steps)
-        weights = kernel.weights(orders, pad + block)  # (C, P + B + 1)
+        weights = kernel.weights(orders, pad + block)  # (U, P + B + 1)
         rows = np.arange(pad // block)[:, None] * block + np.arange(2 * block - 1)[None, :] + 1
-        channels = weights.shape[0]
         return _DenseState(
             near_w=weights[:, 1 : block + 1],
             hankel=weights[:, rows],
-            buffer=_reversed_buffer(channels, pad, weights.dtype),
-            pending=jnp.zeros((channels, pad), weights.dtype),
-            far=jnp.zeros((channels, block), weights.dtype),
+            buffer=_zeros(layout, 2 * pad + 1, weights.dtype),
+            pending=_zeros(layout, pad, weights.dtype),
+            far=_zeros(layout, block, weights.dtype),
+            layout=layout,
             steps=int(steps),
             pad=pad,
             block=block,
@@ -384,11 +462,11 @@ class Dense(AbstractHistory):
 
     def history(self, state, n):
         near = _near_sum(state.near_w, state.buffer, state.pad, n, state.block)
-        return _read_far(state.far, n) + near
+        return state.layout.ungroup(_read_far(state.far, n) + near)
 
     def push(self, state, n, x):
-        pad, block = state.pad, state.block
-        buffer = _push_value(state.buffer, pad, n, x)
+        pad, block, layout = state.pad, state.block, state.layout
+        buffer = _push_value(state.buffer, layout, pad, n, x)
         m = n + 1  # values x[0 … m−1] are known
         sizes = [block << k for k in range(int(math.log2(pad // block)) + 1)]  # up to P
         size_class = sum((m > s).astype(jnp.int32) for s in sizes[:-1])
@@ -399,10 +477,13 @@ class Dense(AbstractHistory):
 
         def far_field(size, pending, m, buffer, hankel):
             rows = size // block
-            r = _newest(buffer, pad, m, size).reshape(buffer.shape[0], rows, block)
-            z = jnp.einsum("cqs,cql->csl", hankel[:, :rows], r, precision=jax.lax.Precision.HIGHEST)
-            y = jnp.sum(z[:, i + l_, l_], axis=2)  # y_i = Σ_l Z[i+l, l]
-            return jax.lax.dynamic_update_slice_in_dim(pending, y, m, axis=1)
+            r = _newest(buffer, pad, m, size).reshape(buffer.shape[:2] + (rows, block))
+            # One product per order u over all its channels c: (2B−1, rows) @ (rows, S·B).
+            z = jnp.einsum(
+                "uqs,ucql->ucsl", hankel[:, :rows], r, precision=jax.lax.Precision.HIGHEST
+            )
+            y = jnp.sum(z[..., i + l_, l_], axis=-1)  # y_i = Σ_l Z[i+l, l]
+            return jax.lax.dynamic_update_slice_in_dim(pending, y, m, axis=-1)
 
         branches = tuple(functools.partial(far_field, size) for size in sizes)
         pending = _switch_in_place(branches, index, state.pending, (m, buffer, state.hankel))
@@ -413,11 +494,12 @@ class Dense(AbstractHistory):
 
 
 class _HLSState(eqx.Module):
-    near_w: Array  # (C, L): w_1 … w_L
-    spectra: tuple[Array, ...]  # level k: rfft of [0, w_1, …, w_{2b−1}], b = L·2^k, (C, b+1)
-    buffer: Array  # (C, 2P+1): x[m] at column P − m
-    pending: Array  # (C, P): far-field parts of H[n] computed so far
-    far: Array  # (C, L): the complete far field of the current leaf, read by `history`
+    near_w: Array  # (U, L): w_1 … w_L
+    spectra: tuple[Array, ...]  # level k: rfft of [0, w_1, …, w_{2b−1}], b = L·2^k, (U, b+1)
+    buffer: Array  # (U, S, 2P+1): x[m] at column P − m
+    pending: Array  # (U, S, P): far-field parts of H[n] computed so far
+    far: Array  # (U, S, L): the complete far field of the current leaf, read by `history`
+    layout: ChannelLayout = eqx.field(static=True)
     steps: int = eqx.field(static=True)
     pad: int = eqx.field(static=True)
     leaf: int = eqx.field(static=True)
@@ -462,24 +544,24 @@ class HLS(AbstractHistory):
     def __check_init__(self):
         _check_power_of_two("HLS", "leaf", self.leaf, 16, 256)
 
-    def init(self, kernel, orders, steps):
-        orders = jnp.atleast_1d(orders)
+    def init(self, kernel, orders, steps, classes=None):
+        orders, layout = channel_layout(orders, classes)
         leaf = self.leaf
         pad = _padded_length(leaf, steps)
-        weights = kernel.weights(orders, pad)  # (C, P + 1)
+        weights = kernel.weights(orders, pad)  # (U, P + 1)
         spectra = []
         b = leaf
         while b < pad:
             segment = weights[:, : 2 * b].at[:, 0].set(0.0)
             spectra.append(jnp.fft.rfft(segment, axis=1))
             b *= 2
-        channels = weights.shape[0]
         return _HLSState(
             near_w=weights[:, 1 : leaf + 1],
             spectra=tuple(spectra),
-            buffer=_reversed_buffer(channels, pad, weights.dtype),
-            pending=jnp.zeros((channels, pad), weights.dtype),
-            far=jnp.zeros((channels, leaf), weights.dtype),
+            buffer=_zeros(layout, 2 * pad + 1, weights.dtype),
+            pending=_zeros(layout, pad, weights.dtype),
+            far=_zeros(layout, leaf, weights.dtype),
+            layout=layout,
             steps=int(steps),
             pad=pad,
             leaf=leaf,
@@ -487,11 +569,11 @@ class HLS(AbstractHistory):
 
     def history(self, state, n):
         near = _near_sum(state.near_w, state.buffer, state.pad, n, state.leaf)
-        return _read_far(state.far, n) + near
+        return state.layout.ungroup(_read_far(state.far, n) + near)
 
     def push(self, state, n, x):
         pad, leaf = state.pad, state.leaf
-        buffer = _push_value(state.buffer, pad, n, x)
+        buffer = _push_value(state.buffer, state.layout, pad, n, x)
         m = n + 1  # values x[0 … m−1] are known
         levels = len(state.spectra)
         # 1 + (trailing zeros of m/L) when m is a multiple of L; 0 otherwise (nothing to do).
@@ -500,11 +582,11 @@ class HLS(AbstractHistory):
 
         def square(k, pending, m, buffer, spectra):
             b = leaf << k
-            first_half = jnp.flip(_newest(buffer, pad, m, b), axis=1)  # x[m−b], …, x[m−1]
-            spectrum = jnp.fft.rfft(first_half, 2 * b, axis=1) * spectra[k]
-            y = jnp.fft.irfft(spectrum, 2 * b, axis=1)[:, b:].astype(pending.dtype)
-            old = jax.lax.dynamic_slice_in_dim(pending, m, b, axis=1)
-            return jax.lax.dynamic_update_slice_in_dim(pending, old + y, m, axis=1)
+            first_half = jnp.flip(_newest(buffer, pad, m, b), axis=-1)  # x[m−b], …, x[m−1]
+            spectrum = jnp.fft.rfft(first_half, 2 * b, axis=-1) * spectra[k][:, None]
+            y = jnp.fft.irfft(spectrum, 2 * b, axis=-1)[..., b:].astype(pending.dtype)
+            old = jax.lax.dynamic_slice_in_dim(pending, m, b, axis=-1)
+            return jax.lax.dynamic_update_slice_in_dim(pending, old + y, m, axis=-1)
 
         if levels == 0:  # the whole run fits in one leaf: near field only (far stays 0)
             return eqx.tree_at(lambda st: st.buffer, state, buffer)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._circuit import Circuit, CircuitError
+from ._circuit import Circuit, CircuitError, _with_order_classes
 from ._custom_types import Array
 from ._history import AbstractHistory, resolve_history
 from ._kernels import GL, AbstractKernel
@@ -122,6 +122,7 @@ class LearningProblem(eqx.Module):
     dt: float = eqx.field(static=True)
     steps: int = eqx.field(static=True)
     trainable: tuple[tuple[str, str], ...] = eqx.field(static=True)
+    order_classes: tuple[tuple[int, ...] | None, ...] = eqx.field(static=True)
     kernel: AbstractKernel
     history: AbstractHistory
     checkpoint: int | None = eqx.field(static=True)
@@ -165,12 +166,22 @@ class LearningProblem(eqx.Module):
         if not (float(dt) > 0 and np.isfinite(float(dt))):
             raise LearningError(f"dt={dt!r} must be a positive number of seconds")
         check_checkpoint(checkpoint, int(steps), LearningError)
+        trainable = _parse_selection(circuit, trainable)
+        # Orders that are not trained share their weights in this problem's runs
+        # (`Circuit.share_orders`); trained ones keep one set per element, which their
+        # per-element derivatives need.
+        trained = {circuit._locate(name)[0] for name, p in trainable if p == "alpha"}
+        shared = circuit.share_orders()
+        self.order_classes = tuple(
+            None if i in trained else getattr(g, "order_classes", None)
+            for i, g in enumerate(shared.groups)
+        )
         self.circuit = circuit
         self.inputs = tuple(sources[n.lower()] for n in inputs)
         self.outputs = tuple(outs)
         self.dt = float(dt)
         self.steps = int(steps)
-        self.trainable = _parse_selection(circuit, trainable)
+        self.trainable = trainable
         self.kernel = kernel
         self.history = resolve_history(history, kernel, int(steps))
         self.checkpoint = None if checkpoint is None else int(checkpoint)
@@ -231,9 +242,15 @@ class LearningProblem(eqx.Module):
         return LearningProblem(kwargs.pop("circuit"), **kwargs)
 
     def combine(self, params) -> Circuit:
-        """The circuit with its trainable leaves replaced by ``params``."""
+        """The circuit with its trainable leaves replaced by ``params``.
+
+        Its fractional elements whose orders α are not trained share their convolution
+        weights (`Circuit.share_orders`, recorded when the problem was made), so these α
+        cannot be differentiated through it.
+        """
         _, static = eqx.partition(self.circuit, self._spec())
-        return eqx.combine(params, static)
+        circuit = eqx.combine(params, static)
+        return _with_order_classes(circuit, lambda i, g: self.order_classes[i])
 
     # -- data ------------------------------------------------------------------------------
     def check_data(self, inputs, targets) -> tuple[Array, Array, bool]:

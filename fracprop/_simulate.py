@@ -30,7 +30,7 @@ import numpy as np
 
 from ._circuit import Circuit, check_dc_loops
 from ._custom_types import Array
-from ._elements import CPEs, Memristors, StepSetup, tree_dtype_cast
+from ._elements import CPEs, Memristors, StepSetup, shared_order_mismatch, tree_dtype_cast
 from ._history import AbstractHistory, resolve_history
 from ._kernels import GL, AbstractKernel
 from ._progress import AbstractProgress, NoProgress
@@ -514,6 +514,14 @@ def _run(
                 jnp.any((g.alpha <= 0) | (g.alpha > 1)),
                 f"alpha of the {g.kind} ({', '.join(g.names)}) must lie in (0, 1]",
             )
+            if g.order_classes is not None:
+                circuit = eqx.error_if(
+                    circuit,
+                    shared_order_mismatch(g),
+                    f"alpha of the {g.kind} ({', '.join(g.names)}) changed after "
+                    "Circuit.share_orders() recorded which of them are equal; call "
+                    "share_orders() again on the changed circuit, or share_orders(False)",
+                )
     groups = circuit.groups
 
     # ---- initial state ----
@@ -695,6 +703,7 @@ def simulate(
     progress: AbstractProgress = NoProgress(),
     dtype: Any = None,
     checkpoint: int | None = None,
+    share_orders: bool = True,
 ) -> Trajectory:
     """Transient analysis of ``circuit`` on the uniform grid ``t_n = n·dt``, ``n = 0 … steps``.
 
@@ -748,6 +757,10 @@ def simulate(
       (``save_states``, ``save_currents``, ``save_conductances``) are still stored: pass
       ``save_states=False`` with an ``accumulator`` for memory ~ (N/k + k).
       With a progress meter, the recomputed segments report their steps again.
+    - ``share_orders``: fractional elements of equal order α share one set of convolution
+      weights (`Circuit.share_orders`), when their α are concrete here (not traced), so
+      that they cannot be differentiated in this call. ``False`` gives every element its
+      own weights; the results agree to round-off.
 
     **Returns** a `Trajectory`.
 
@@ -774,7 +787,7 @@ def simulate(
                         f"per time point, shape ({steps + 1},) for steps={steps}"
                     )
         circuit = circuit.with_sources(inputs, dt=dt)
-    circuit = tree_dtype_cast(circuit, dtype)
+    circuit = tree_dtype_cast(circuit, dtype).share_orders(share_orders)
     rest = bool(uic) or circuit.is_fractional
     if not rest:
         check_dc_loops(circuit)
