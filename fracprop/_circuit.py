@@ -106,7 +106,7 @@ class Circuit(eqx.Module):
 
         out = eqx.tree_at(where, self, new)
         if parameter == "alpha":  # the recorded classes of equal α may no longer hold
-            out = _with_order_classes(out, lambda i, grp: None if i == gi else ...)
+            out = _with_order_classes(out, {gi: None})
         return out
 
     def share_orders(self, enable: bool = True) -> Circuit:
@@ -126,16 +126,16 @@ class Circuit(eqx.Module):
         removes every class (one set of weights per element, as needed to differentiate α).
         A group whose α are all distinct, or that is traced here, is left as it is.
         """
-        if not enable:
-            return _with_order_classes(self, lambda i, grp: None)
-
-        def classes(i, grp):
-            if isinstance(grp.alpha, jax.core.Tracer):
-                return ...
-            found = order_classes_of(grp.alpha)
-            return found if max(found) + 1 < len(found) else None
-
-        return _with_order_classes(self, classes)
+        changes = {}
+        for i, grp in enumerate(self.groups):
+            if not isinstance(grp, Memristors | CPEs):
+                continue
+            if not enable:
+                changes[i] = None
+            elif not isinstance(grp.alpha, jax.core.Tracer):
+                found = order_classes_of(grp.alpha)
+                changes[i] = found if max(found) + 1 < len(found) else None
+        return _with_order_classes(self, changes)
 
     @staticmethod
     def _param_holder(g, parameter, name):
@@ -190,16 +190,13 @@ class Circuit(eqx.Module):
         return self.__str__()
 
 
-def _with_order_classes(circuit: Circuit, choose) -> Circuit:
-    """``circuit`` with ``order_classes = choose(index, group)`` on each fractional group
-    (``...`` keeps the group's classes)."""
-    groups = []
-    for i, grp in enumerate(circuit.groups):
-        if isinstance(grp, Memristors | CPEs):
-            classes = choose(i, grp)
-            if classes is not ... and classes != grp.order_classes:
-                grp = dataclasses.replace(grp, order_classes=classes)
-        groups.append(grp)
+def _with_order_classes(circuit: Circuit, changes: dict[int, tuple[int, ...] | None]) -> Circuit:
+    """``circuit`` with ``groups[i].order_classes = changes[i]`` for each ``i`` in ``changes``
+    (fractional groups only; the other groups are kept)."""
+    groups = list(circuit.groups)
+    for i, classes in changes.items():
+        if classes != groups[i].order_classes:
+            groups[i] = dataclasses.replace(groups[i], order_classes=classes)
     return dataclasses.replace(circuit, groups=tuple(groups))
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from ._circuit import Circuit, CircuitError, _with_order_classes
 from ._custom_types import Array
+from ._elements import CPEs, Memristors
 from ._history import AbstractHistory, resolve_history
 from ._kernels import GL, AbstractKernel
 from ._simulate import AbstractAccumulator, Trajectory, check_checkpoint, simulate
@@ -122,7 +123,8 @@ class LearningProblem(eqx.Module):
     dt: float = eqx.field(static=True)
     steps: int = eqx.field(static=True)
     trainable: tuple[tuple[str, str], ...] = eqx.field(static=True)
-    order_classes: tuple[tuple[int, ...] | None, ...] = eqx.field(static=True)
+    #: ``(group index, classes)`` for each fractional group (`Circuit.share_orders`).
+    order_classes: tuple[tuple[int, tuple[int, ...] | None], ...] = eqx.field(static=True)
     kernel: AbstractKernel
     history: AbstractHistory
     checkpoint: int | None = eqx.field(static=True)
@@ -173,8 +175,9 @@ class LearningProblem(eqx.Module):
         trained = {circuit._locate(name)[0] for name, p in trainable if p == "alpha"}
         shared = circuit.share_orders()
         self.order_classes = tuple(
-            None if i in trained else getattr(g, "order_classes", None)
+            (i, None if i in trained else g.order_classes)
             for i, g in enumerate(shared.groups)
+            if isinstance(g, Memristors | CPEs)
         )
         self.circuit = circuit
         self.inputs = tuple(sources[n.lower()] for n in inputs)
@@ -250,7 +253,7 @@ class LearningProblem(eqx.Module):
         """
         _, static = eqx.partition(self.circuit, self._spec())
         circuit = eqx.combine(params, static)
-        return _with_order_classes(circuit, lambda i, g: self.order_classes[i])
+        return _with_order_classes(circuit, dict(self.order_classes))
 
     # -- data ------------------------------------------------------------------------------
     def check_data(self, inputs, targets) -> tuple[Array, Array, bool]:

@@ -164,10 +164,10 @@ def test_changed_orders_after_sharing_raise():
 def test_learning_problem_shares_fixed_orders_and_keeps_trained_ones_per_element():
     problem, u, targets = fp.regime_problem(1.0, steps=60)
     mem_index = next(i for i, g in enumerate(problem.circuit.groups) if g.kind == "Memristors")
-    assert problem.order_classes[mem_index] == (0, 0, 0, 0)
+    assert dict(problem.order_classes)[mem_index] == (0, 0, 0, 0)
     assert problem.combine(problem.params()).groups[mem_index].order_classes == (0, 0, 0, 0)
     trained = problem.replace(trainable=["R*", "M*.alpha"])
-    assert trained.order_classes[mem_index] is None
+    assert dict(trained.order_classes)[mem_index] is None
     grads = jax.grad(lambda p: trained.loss(p, u, targets))(trained.params())
     assert np.all(np.isfinite(grads.groups[mem_index].alpha))
     assert np.any(grads.groups[mem_index].alpha != grads.groups[mem_index].alpha[0])
