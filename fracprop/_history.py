@@ -228,10 +228,21 @@ class SOE(AbstractHistory):
     ``H[n] = Σ_{j=1}^{L} w_j x[n−j] + Σ_k c_k F_k[n]`` with
     ``F_k[n] = Σ_{j>L} s_k^j x[n−j]``, updated by ``F_k[n+1] = s_k (F_k[n] + s_k^L x[n−L])``.
     Work and state per step are O(C·(K + L)) with K ≈ 100–200 modes; the relative error of the
-    far weights is about ``tol``. Supports the `GL` kernel (its weights have the integral
-    representation the modes come from).
+    far weights is about ``tol``.
 
-    **Arguments**: ``tol`` (default 1e-12), ``near`` = L (default 128).
+    The modes come from the integral representation of the `GL` weights ``g``
+    (`gl_soe_coefficients`). A kernel whose weights are a finite filter of them,
+    ``w_j = Σ_{m=0}^{M} t_m g_{j−m}`` (`AbstractKernel.gl_taps`; `FBDF2`, with ``M = 48``),
+    has the same modes: for ``j − M`` beyond the GL near field ``L − M``,
+
+    .. math::  w_j ≈ \sum_m t_m \sum_k c_k s_k^{j-m}
+               = \sum_k \Bigl(c_k \sum_{m=0}^{M} t_m s_k^{-m}\Bigr) s_k^{j},
+
+    so only the coefficients change (the sum over ``m`` converges fast: ``|t_m| ≲ 3^{−m}`` and
+    ``s_k ≥ e^{−40/(L−M+1)}``). Other kernels raise; use `HLS` for them.
+
+    **Arguments**: ``tol`` (default 1e-12), ``near`` = L (default 128; with `FBDF2` it must
+    exceed 48 + 1).
     """
 
     tol: float = eqx.field(static=True, default=1e-12)
@@ -244,16 +255,29 @@ class SOE(AbstractHistory):
             raise ValueError(f"SOE near={self.near!r} must be an integer >= 2")
 
     def init(self, kernel, orders, steps, classes=None):
-        if not isinstance(kernel, GL):
-            raise ValueError(
-                f"the SOE history supports the GL kernel only; got {type(kernel).__name__}. "
-                "Use history=Exact() with this kernel."
-            )
         orders, layout = channel_layout(orders, classes)
+        try:
+            taps = kernel.gl_taps(orders)  # (U, M+1)
+        except NotImplementedError:
+            raise ValueError(
+                f"the SOE history needs a kernel that is a finite filter of the GL weights "
+                f"(GL, FBDF2); got {type(kernel).__name__}. Use history=HLS() with this kernel."
+            ) from None
+        lag = taps.shape[-1] - 1
         near = min(self.near, max(steps, 2))
+        if near < steps and near <= lag + 1:
+            raise ValueError(
+                f"SOE near={self.near!r} must exceed {lag + 1} with the {type(kernel).__name__} "
+                f"kernel (its weights filter {lag + 1} GL weights); use the default near=128"
+            )
         weights = kernel.weights(orders, near)  # (U, L+1)
-        v, dv, _ = soe_nodes(self.tol, near, steps)
+        v, dv, _ = soe_nodes(self.tol, max(near - lag, 1), steps)
         c, s = gl_soe_coefficients(orders, v, dv)
+        if lag:  # c_k Σ_m t_m s_k^{−m}
+            inverse_powers = s[:, None] ** -jnp.arange(lag + 1, dtype=s.dtype)  # (K, M+1)
+            c = c * jnp.einsum(
+                "um,km->uk", taps, inverse_powers, precision=jax.lax.Precision.HIGHEST
+            )
         rows = (layout.classes, layout.size)
         return _SOEState(
             near_w=weights[:, 1:],
@@ -600,10 +624,19 @@ class HLS(AbstractHistory):
 
 # ---------------------------------------------------------------------------- selection
 
-#: Above this many steps, ``history="auto"`` uses `SOE` (with the `GL` kernel) or `HLS`.
+#: Above this many steps, ``history="auto"`` uses `SOE` (`GL`, `FBDF2`) or `HLS` (other kernels).
 AUTO_SOE_STEPS = 1024
 
 HISTORY_CHOICES = ("auto", "exact", "dense", "hls", "soe")
+
+
+def _has_gl_taps(kernel: AbstractKernel) -> bool:
+    """Whether ``kernel`` defines `AbstractKernel.gl_taps`, which `SOE` needs."""
+    try:
+        kernel.gl_taps(np.zeros(()))
+    except NotImplementedError:
+        return False
+    return True
 
 
 def resolve_history(
@@ -613,8 +646,8 @@ def resolve_history(
 
     ``"exact"``, ``"dense"``, ``"hls"`` and ``"soe"`` give `Exact()`, `Dense()`, `HLS()` and
     `SOE()` with default settings. ``"auto"`` gives `Exact()` up to ``AUTO_SOE_STEPS`` (1024)
-    steps; beyond, `SOE()` for the `GL` kernel and `HLS()` for any other kernel (SOE supports GL
-    only; HLS is exact for any kernel). Up to 1024 steps the exact convolution costs at most a
+    steps; beyond, `SOE()` for a kernel with `AbstractKernel.gl_taps` (`GL`, `FBDF2`) and
+    `HLS()` for any other kernel (HLS is exact for any kernel). Up to 1024 steps the exact convolution costs at most a
     few times SOE's O(K + L) ≈ 235 terms per step, and its reverse-mode memory (O(C·N²) when the
     orders are differentiated) is still small. Beyond, SOE keeps the work per step and the
     gradient memory per step independent of N, at a relative error of about 1e-12 on the far
@@ -638,7 +671,7 @@ def resolve_history(
     if name == "auto":
         if steps <= AUTO_SOE_STEPS:
             return Exact()
-        return SOE() if isinstance(kernel, GL) else HLS()
+        return SOE() if _has_gl_taps(kernel) else HLS()
     named = {"exact": Exact, "dense": Dense, "hls": HLS, "soe": SOE}
     if name not in named:
         raise ValueError(

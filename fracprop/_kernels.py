@@ -39,6 +39,20 @@ class AbstractKernel(eqx.Module):
         """
         return self.weights(jnp.asarray(order), 1)[..., 0]
 
+    def gl_taps(self, order: Array) -> Array:
+        """Taps ``t_0 … t_M`` with ``w = t ∗ g`` (``w_j = Σ_m t_m g_{j−m}``), ``g`` the `GL`
+        weights of the same order, shape ``order.shape + (M + 1,)``.
+
+        A kernel that is such a finite filter of GL inherits GL's sum-of-exponentials
+        representation of its far weights, which the `SOE` history uses.
+
+        **Raises:** `NotImplementedError` for a kernel that is not one.
+        """
+        raise NotImplementedError(
+            f"the kernel {type(self).__name__} does not define gl_taps(), which the SOE history "
+            "needs; use history=HLS() (exact for any kernel)"
+        )
+
     def integer_weights(self) -> tuple[tuple[float, ...], ...]:
         """The linear multistep method that integer-order elements (``C``, ``L``) step with.
 
@@ -71,6 +85,9 @@ class GL(AbstractKernel):
 
     def first_weight(self, order):
         return jnp.ones_like(jnp.asarray(order))
+
+    def gl_taps(self, order):
+        return jnp.ones(jnp.shape(order) + (1,), jnp.asarray(order).dtype)
 
     def weights(self, order, steps):
         order = jnp.asarray(order)
@@ -112,6 +129,9 @@ class FBDF2(AbstractKernel):
     On its own the scheme is only first order for solutions that behave like :math:`t^\alpha`
     near ``t = 0`` (DESIGN §2); second order needs `starting_weights`.
 
+    The weights are the GL weights filtered by the 49 taps :math:`(3/2)^a 3^{-m} g_m`
+    (`gl_taps`), so the `SOE` history represents their far part with GL's exponential modes.
+
     Integer-order capacitors and inductors step with BDF2, ``[3/2, −2, 1/2]``, started by one
     backward-Euler step ``[1, −1]`` (`integer_weights`). That start is Lubich's starting
     correction for :math:`\gamma = 1`: the BDF2 convolution of ``z = x − x(0)`` (zero for
@@ -127,6 +147,13 @@ class FBDF2(AbstractKernel):
 
     def first_weight(self, order):
         return jnp.power(1.5, jnp.asarray(order))
+
+    def gl_taps(self, order):
+        """``t_m = (3/2)^a 3^{−m} g_m``, ``m = 0 … 48``: the truncated second factor."""
+        order = jnp.asarray(order)
+        g = GL().weights(order, _FBDF2_TERMS)
+        third = jnp.asarray((1.0 / 3.0) ** np.arange(_FBDF2_TERMS + 1), dtype=g.dtype)
+        return jnp.power(1.5, order)[..., None] * g * third
 
     def weights(self, order, steps):
         return _fbdf2_weights(jnp.asarray(order), steps)

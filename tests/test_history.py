@@ -22,17 +22,45 @@ def test_soe_reproduces_far_gl_weights(order):
     assert np.max(np.abs(approx - w[near + 1 :])) <= 1e-12 * np.max(np.abs(w[1:]))
 
 
+@pytest.mark.parametrize("order", [0.5, -0.5, 0.9, -0.9, 0.05, -0.99])
+def test_soe_reproduces_far_fbdf2_weights(order):
+    # FBDF2's weights filter the GL weights with 49 taps (`FBDF2.gl_taps`), so its far
+    # weights are GL's modes with new coefficients c_k Σ_m t_m s_k^{−m}. Same bound as GL's.
+    steps, near = 65536, 128
+    kernel = fp.FBDF2()
+    w = np.asarray(kernel.weights(jnp.asarray([order]), steps))[0]
+    state = fp.SOE().init(kernel, jnp.asarray([order]), steps)
+    s, c = np.asarray(state.s), np.asarray(state.c[0])
+    j = np.arange(near + 1, steps + 1)
+    approx = np.exp(np.log(s)[None, :] * j[:, None]) @ c
+    np.testing.assert_array_equal(np.asarray(state.near_w[0]), w[1 : near + 1])
+    assert np.max(np.abs(approx - w[near + 1 :])) <= 1e-12 * np.max(np.abs(w[1:]))
+
+
+def test_soe_with_fbdf2_matches_exact_history_sums():
+    steps = 700
+    xs = jax.random.normal(jax.random.key(2), (steps + 1, MIXED_ORDERS.shape[0]))
+    ref = _history_sums(fp.Exact(), fp.FBDF2(), MIXED_ORDERS, xs)
+    out = _history_sums(fp.SOE(), fp.FBDF2(), MIXED_ORDERS, xs)
+    assert _rel(out, ref) <= 1e-9
+
+
 def _network():
     circuit, inputs, outputs = fp.layered_network(fp.NetworkSpec(hidden=(3,)))
     return circuit
 
 
-def _run(history, steps=600, dt=0.05):
+def _run(history, steps=600, dt=0.05, kernel=fp.GL()):
     circuit = _network()
     ts = np.arange(steps + 1) * dt
     u = fp.multisine(2, ts, 1.0)
     return fp.simulate(
-        circuit, dt=dt, steps=steps, inputs={"V0": u[0], "V1": u[1]}, history=history
+        circuit,
+        dt=dt,
+        steps=steps,
+        inputs={"V0": u[0], "V1": u[1]},
+        history=history,
+        kernel=kernel,
     )
 
 
@@ -40,6 +68,13 @@ def test_soe_matches_exact_history_on_a_memristor_network():
     exact, soe = _run(fp.Exact()), _run(fp.SOE(tol=1e-12))
     rel = float(jnp.max(jnp.abs(soe.v - exact.v)) / jnp.max(jnp.abs(exact.v)))
     # The issue's bound for tol = 1e-12 is 1e-9; measured ~1e-13.
+    assert rel <= 1e-9, rel
+
+
+def test_soe_matches_exact_history_on_a_memristor_network_with_fbdf2():
+    exact = _run(fp.Exact(), kernel=fp.FBDF2())
+    soe = _run(fp.SOE(tol=1e-12), kernel=fp.FBDF2())
+    rel = float(jnp.max(jnp.abs(soe.v - exact.v)) / jnp.max(jnp.abs(exact.v)))
     assert rel <= 1e-9, rel
 
 
@@ -64,13 +99,15 @@ def test_soe_rejects_other_kernels_and_bad_settings():
         def weights(self, order, steps):
             return fp.GL().weights(order, steps)
 
-    with pytest.raises(ValueError, match="GL kernel only"):
+    with pytest.raises(ValueError, match="finite filter of the GL weights.*HLS"):
         fp.SOE().init(Other(), jnp.asarray([0.5]), 10)
+    with pytest.raises(ValueError, match="near=40 must exceed 49 with the FBDF2 kernel"):
+        fp.SOE(near=40).init(fp.FBDF2(), jnp.asarray([0.5]), 100)
     with pytest.raises(ValueError, match="tol"):
         fp.SOE(tol=0.5)
 
 
-def _grad_temp_bytes(history, steps):
+def _grad_temp_bytes(history, steps, kernel=fp.GL()):
     circuit, _, _ = fp.layered_network(fp.NetworkSpec(hidden=(1,)))
     ts = np.arange(steps + 1) * 0.05
     u = jnp.asarray(fp.multisine(2, ts, 1.0))
@@ -78,7 +115,13 @@ def _grad_temp_bytes(history, steps):
     def loss(alpha):
         c = circuit.set("M_h0_0", "alpha", alpha)
         v = fp.simulate(
-            c, dt=0.05, steps=steps, inputs={"V0": u[0], "V1": u[1]}, history=history, throw=False
+            c,
+            dt=0.05,
+            steps=steps,
+            inputs={"V0": u[0], "V1": u[1]},
+            history=history,
+            kernel=kernel,
+            throw=False,
         ).v
         return jnp.sum(v**2)
 
@@ -97,6 +140,14 @@ def test_gradient_memory_grows_linearly_with_soe():
     exact = [_grad_temp_bytes(fp.Exact(), n) for n in sizes]
     slope_exact = np.polyfit(np.log(sizes), np.log(exact), 1)[0]
     assert slope_exact >= 1.8, (slope_exact, exact)  # the trap SOE avoids
+
+
+def test_alpha_gradient_memory_grows_linearly_with_soe_under_fbdf2():
+    # The same for the second-order kernel, whose SOE modes are GL's with new coefficients.
+    sizes = [256, 512, 1024]
+    soe = [_grad_temp_bytes(fp.SOE(), n, fp.FBDF2()) for n in sizes]
+    slope = np.polyfit(np.log(sizes), np.log(soe), 1)[0]
+    assert slope <= 1.1, (slope, soe)
 
 
 def _conductance_grad_temp_bytes(history, steps):
@@ -303,9 +354,15 @@ def test_history_names_resolve_to_backends():
 def test_auto_history_is_exact_for_short_runs_and_fast_for_long_ones():
     assert fp.resolve_history("auto", fp.GL(), AUTO_SOE_STEPS) == fp.Exact()
     assert fp.resolve_history("auto", fp.GL(), AUTO_SOE_STEPS + 1) == fp.SOE()
-    # SOE needs the GL weights' integral representation: other kernels get the exact HLS.
+    # SOE needs a kernel that filters the GL weights (GL, FBDF2); others get the exact HLS.
     assert fp.resolve_history("auto", fp.FBDF2(), AUTO_SOE_STEPS) == fp.Exact()
-    assert fp.resolve_history("auto", fp.FBDF2(), AUTO_SOE_STEPS + 1) == fp.HLS()
+    assert fp.resolve_history("auto", fp.FBDF2(), AUTO_SOE_STEPS + 1) == fp.SOE()
+
+    class Other(fp.AbstractKernel):
+        def weights(self, order, steps):
+            return fp.GL().weights(order, steps)
+
+    assert fp.resolve_history("auto", Other(), AUTO_SOE_STEPS + 1) == fp.HLS()
 
 
 def test_bad_history_arguments_are_rejected_clearly():
