@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._custom_types import Array
-from ._kernels import GL, AbstractKernel
+from ._kernels import AbstractKernel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -647,14 +647,15 @@ def resolve_history(
     ``"exact"``, ``"dense"``, ``"hls"`` and ``"soe"`` give `Exact()`, `Dense()`, `HLS()` and
     `SOE()` with default settings. ``"auto"`` gives `Exact()` up to ``AUTO_SOE_STEPS`` (1024)
     steps; beyond, `SOE()` for a kernel with `AbstractKernel.gl_taps` (`GL`, `FBDF2`) and
-    `HLS()` for any other kernel (HLS is exact for any kernel). Up to 1024 steps the exact convolution costs at most a
-    few times SOE's O(K + L) ≈ 235 terms per step, and its reverse-mode memory (O(C·N²) when the
-    orders are differentiated) is still small. Beyond, SOE keeps the work per step and the
-    gradient memory per step independent of N, at a relative error of about 1e-12 on the far
-    weights; HLS keeps the work per step O(log² N) and conductance gradients O(C·N) in all.
-    Measured with ``benchmarks/history.py`` on the benchmark network (128 channels, idle 2-core
-    CPU): Exact / SOE / HLS 0.42 / 0.43 / 0.33 s at N = 1024, 0.90 / 0.57 / 0.55 s at N = 2048,
-    2.7 / 0.99 / 0.95 s at N = 4096, 59 / 4.6 / 4.8 s at N = 16384.
+    `HLS()` for any other kernel (HLS is exact for any kernel). Up to 1024 steps the exact
+    convolution costs at most a few times SOE's O(K + L) ≈ 235 terms per step, and its
+    reverse-mode memory (O(C·N²) when the orders are differentiated) is still small. Beyond,
+    SOE keeps the work per step and the gradient memory per step independent of N, at a
+    relative error of about 1e-12 on the far weights; HLS keeps the work per step O(log² N)
+    and conductance gradients O(C·N) in all. Measured with ``benchmarks/history.py`` on the
+    benchmark network (128 channels of 2 orders, idle 2-core CPU): Exact / SOE / HLS
+    0.46 / 0.35 / 0.33 s at N = 1024, 1.0 / 0.63 / 0.52 s at N = 2048, 2.1 / 1.05 / 0.89 s at
+    N = 4096, 28 / 4.1 / 3.7 s at N = 16384.
 
     **Raises** `TypeError` if ``history`` is neither a string nor an `AbstractHistory`;
     `ValueError` for an unknown name.
