@@ -418,7 +418,7 @@ def replay(circuit: Circuit, problem: LearningProblem, g_branch, drive, out_node
         zero = jnp.zeros((mna.size,), dt.dtype)
         hist = currents(jnp.zeros((len(mna.a),), dt.dtype))
         f0 = mna.residual(zero, hist, e_zero, drive[nstep])
-        lam = -jnp.linalg.solve(mna.jacobian(g_now, dt.dtype), f0)
+        lam = -mna.solve(g_now, f0)
         mu_b = mna.branch_voltages(lam)
         new = tuple(
             grp.adjoint_advance(s, mu_b[lo:hi], g_now[lo:hi], p, tau, setup)

@@ -312,3 +312,30 @@ def test_bad_arguments():
         fp.simulate(circuit, dt=-0.1, steps=3)
     with pytest.raises(ValueError, match=r"inputs\['V1'\] has shape \(3,\)"):
         fp.simulate(circuit, dt=0.1, steps=3, inputs={"V1": jnp.zeros(3)})
+
+
+def test_mna_solve_eliminates_grounded_sources_exactly():
+    # `_MNA.solve` eliminates voltage sources from a node to ground (either orientation) by
+    # block elimination and keeps the others (floating, or sharing a node with another
+    # source) in the LU. Its solution must equal the full dense solve of the same Jacobian.
+    from fracprop._simulate import _transient_mna
+
+    b = fp.CircuitBuilder()
+    b.vsource("V1", "a", "0", 1.0)  # grounded, + at the node
+    b.vsource("V2", "0", "b", 2.0)  # grounded, − at the node
+    b.vsource("V3", "c", "d", 0.5)  # floating: stays in the LU
+    b.vsource("V4", "e", "0", 1.0)  # grounded, but node e also has V5: stays
+    b.vsource("V5", "e", "f", 0.3)
+    for k, (x, y) in enumerate(
+        [("a", "b"), ("b", "c"), ("c", "0"), ("d", "0"), ("d", "a"), ("f", "0"), ("f", "b")]
+    ):
+        b.resistor(f"R{k}", x, y, 1.0 + k)
+    b.capacitor("C1", "c", "0", 1e-3)
+    circuit = b.build()
+    mna = _transient_mna(circuit)
+    k, p, _ = mna.grounded_sources()
+    assert sorted(circuit.vsources.names[i] for i in k) == ["V1", "V2"]
+    g = jnp.asarray(np.random.default_rng(0).uniform(0.1, 2.0, len(mna.a)))
+    f = jnp.asarray(np.random.default_rng(1).normal(size=mna.size))
+    full = jnp.linalg.solve(mna.jacobian(g, g.dtype), f)
+    np.testing.assert_allclose(mna.solve(g, f), full, rtol=1e-12, atol=1e-13)
