@@ -790,8 +790,8 @@ def simulate(
       step: unknowns and history buffers, not constant weights; R the residuals of one step),
       smallest near ``k ≈ √(N·S/R)``. It costs one extra forward pass in reverse mode (each
       segment is run again before its backward pass). Measured on the benchmark network
-      (float64, N = 2048, CPU; ``benchmarks/gradients.py``): `jax.grad` 194 MB → 16.5 MB of
-      temporary memory with k = 64, 0.92 s → 1.55 s (the forward pass: 0.60 s). The forward
+      (float64, N = 2048, CPU; ``benchmarks/gradients.py``): `jax.grad` 146 MB → 14.8 MB of
+      temporary memory with k = 64, 0.75 s → 1.22 s (the forward pass: 0.50 s). The forward
       values are unchanged (the same step on the same carries; bitwise in the CPU tests),
       and a run that is not
       differentiated recomputes nothing. A ``k ≥ steps`` is ``None``. The per-step outputs
