@@ -40,7 +40,7 @@ import numpy as np
 from ._custom_types import Array
 from ._history import AbstractHistory
 from ._kernels import AbstractKernel
-from ._laws import AbstractLaw
+from ._laws import AbstractLaw, Linear
 from ._waveforms import AbstractWaveform
 
 BOLTZMANN = 1.380649e-23
@@ -84,6 +84,12 @@ class AbstractBranchGroup(AbstractGroup):
     fractional: eqx.AbstractClassVar[bool]
     #: How the element behaves at DC: "conductor", "open" or "short".
     dc: eqx.AbstractClassVar[str]
+
+    @property
+    def linear(self) -> bool:
+        """True when the branch current is affine in the branch voltage at every step."""
+        law = getattr(self, "law", None)
+        return law is not None and isinstance(law, Linear)
 
     def init(self, v0: Array, i0: Array | None, setup: StepSetup) -> Any:
         """Transient state at ``t = 0`` from the initial branch voltage (and current)."""
@@ -147,6 +153,7 @@ class Resistors(AbstractBranchGroup):
     g: Array
     fractional: ClassVar[bool] = False
     dc: ClassVar[str] = "conductor"
+    linear: ClassVar[bool] = True
 
     def current(self, v, pre, setup):
         return self.g * v
@@ -554,6 +561,7 @@ class CPEs(AbstractBranchGroup):
     order_classes: tuple[int, ...] | None = eqx.field(static=True, default=None)
     fractional: ClassVar[bool] = True
     dc: ClassVar[str] = "open"
+    linear: ClassVar[bool] = True
 
     def _init_history(self, setup):
         alpha, classes = distinct_orders(self)
