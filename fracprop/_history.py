@@ -24,7 +24,7 @@ the full value buffer. Their reverse mode is O(C·N) in all when the orders are 
 usual case, conductance gradients). When the orders α are differentiated, it stores the
 value window at every step, O(C·N²) in all. Measured by ``benchmarks/grad_memory.py`` at
 N = 512 … 2048, the log–log slopes of temporary memory are: conductances 1.00 (Exact),
-0.78 (Dense), 1.00 (HLS), 0.96 (SOE); with α 1.97, 1.96, 1.97 and 1.00 (SOE).
+0.67 (Dense), 1.00 (HLS), 0.96 (SOE); with α 1.97, 1.96, 1.98 and 1.00 (SOE).
 
 **Channels that share an order share its weights.** ``init`` takes the distinct orders
 (shape ``(U,)``) and, optionally, ``classes``: for each of the ``C`` channels the index of its

@@ -165,7 +165,7 @@ def test_blocked_backends_conductance_gradient_memory_is_linear(backend):
     # stored the selected branch's weight data (O(C·N)) at every step, O(C·N²) in all (slope
     # 2.0 measured before `_switch_in_place` ran under `jax.checkpoint`). With the weights
     # fixed (conductances only), nothing O(N) needs storing per step any more. Measured
-    # slopes over these sizes: Dense 0.78, HLS 1.00 (benchmarks/grad_memory.py); 1.3 leaves
+    # slopes over these sizes: Dense 0.67–0.78, HLS 1.00 (benchmarks/grad_memory.py); 1.3 leaves
     # room for the fixed-size parts and still separates O(N) from O(N²).
     sizes = [256, 512, 1024]
     temps = [_conductance_grad_temp_bytes(backend, n) for n in sizes]
