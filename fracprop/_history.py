@@ -136,6 +136,25 @@ class AbstractHistory(eqx.Module):
         """Record ``x[n]`` (shape ``(channels,)``) after step ``n`` has converged."""
 
 
+# ------------------------------------------------------------------- value buffers
+
+
+def _zeros(layout: ChannelLayout, length: int, dtype) -> Array:
+    return jnp.zeros((layout.classes, layout.size, length), dtype)
+
+
+def _push_value(buffer: Array, layout: ChannelLayout, pad: int, n: Array, x: Array) -> Array:
+    """Store ``x[n]`` at column ``pad − n`` of the reversed value buffer, shape (U, S, 2P+1):
+    columns past ``pad`` are times < 0 and stay zero."""
+    x = layout.group(x)[..., None].astype(buffer.dtype)
+    return jax.lax.dynamic_update_slice_in_dim(buffer, x, pad - n, axis=-1)
+
+
+def _newest(buffer: Array, pad: int, m: Array, length: int) -> Array:
+    """``[x[m−1], x[m−2], …, x[m−length]]`` per channel (zeros for negative times)."""
+    return jax.lax.dynamic_slice_in_dim(buffer, pad - m + 1, length, axis=-1)
+
+
 class _ExactState(eqx.Module):
     weights: Array  # (U, N+1)
     buffer: Array  # (U, S, 2N+1); x[m] lives at column N - m, zeros elsewhere
@@ -154,18 +173,17 @@ class Exact(AbstractHistory):
     def init(self, kernel, orders, steps, classes=None):
         orders, layout = channel_layout(orders, classes)
         weights = kernel.weights(orders, steps)
-        buffer = jnp.zeros((layout.classes, layout.size, 2 * steps + 1), dtype=weights.dtype)
+        buffer = _zeros(layout, 2 * steps + 1, weights.dtype)
         return _ExactState(weights=weights, buffer=buffer, layout=layout)
 
     def history(self, state, n):
         steps = state.weights.shape[1] - 1
-        window = jax.lax.dynamic_slice_in_dim(state.buffer, steps - n + 1, steps, axis=-1)
+        window = _newest(state.buffer, steps, n, steps)  # x[n−1], …, x[n−N]
         return state.layout.ungroup(jnp.sum(state.weights[:, None, 1:] * window, axis=-1))
 
     def push(self, state, n, x):
         steps = state.weights.shape[1] - 1
-        x = state.layout.group(x)[..., None].astype(state.buffer.dtype)
-        buffer = jax.lax.dynamic_update_slice_in_dim(state.buffer, x, steps - n, axis=-1)
+        buffer = _push_value(state.buffer, state.layout, steps, n, x)
         return eqx.tree_at(lambda st: st.buffer, state, buffer)
 
 
@@ -319,22 +337,6 @@ def _padded_length(block: int, steps: int) -> int:
     while pad < steps + 1:
         pad *= 2
     return pad
-
-
-def _zeros(layout: ChannelLayout, length: int, dtype) -> Array:
-    return jnp.zeros((layout.classes, layout.size, length), dtype)
-
-
-def _push_value(buffer: Array, layout: ChannelLayout, pad: int, n: Array, x: Array) -> Array:
-    """Store ``x[n]`` at column ``pad − n`` of the reversed value buffer, shape (U, S, 2P+1):
-    columns past ``pad`` are times < 0 and stay zero."""
-    x = layout.group(x)[..., None].astype(buffer.dtype)
-    return jax.lax.dynamic_update_slice_in_dim(buffer, x, pad - n, axis=-1)
-
-
-def _newest(buffer: Array, pad: int, m: Array, length: int) -> Array:
-    """``[x[m−1], x[m−2], …, x[m−length]]`` per channel (zeros for negative times)."""
-    return jax.lax.dynamic_slice_in_dim(buffer, pad - m + 1, length, axis=-1)
 
 
 def _near_sum(near_w: Array, buffer: Array, pad: int, n: Array, block: int) -> Array:
