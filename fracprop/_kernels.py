@@ -151,21 +151,25 @@ class FBDF2(AbstractKernel):
     def gl_taps(self, order):
         """``t_m = (3/2)^a 3^{−m} g_m``, ``m = 0 … 48``: the truncated second factor."""
         order = jnp.asarray(order)
-        g = GL().weights(order, _FBDF2_TERMS)
-        third = jnp.asarray((1.0 / 3.0) ** np.arange(_FBDF2_TERMS + 1), dtype=g.dtype)
-        return jnp.power(1.5, order)[..., None] * g * third
+        third = _third_factor(GL().weights(order, _FBDF2_TERMS), _FBDF2_TERMS)
+        return jnp.power(1.5, order)[..., None] * third
 
     def weights(self, order, steps):
         return _fbdf2_weights(jnp.asarray(order), steps)
+
+
+def _third_factor(g: Array, terms: int) -> Array:
+    """The first ``terms + 1`` coefficients of ``(1 − ζ/3)^a``: the GL weights ``g`` times
+    ``3^{−m}``."""
+    third = jnp.asarray((1.0 / 3.0) ** np.arange(terms + 1), dtype=g.dtype)
+    return g[..., : terms + 1] * third
 
 
 @functools.partial(jax.jit, static_argnums=1)
 def _fbdf2_weights(order: Array, steps: int) -> Array:
     g = GL().weights(order, steps)
     terms = min(steps, _FBDF2_TERMS)
-    # Coefficients of (1 - ζ/3)^a: the GL weights times 3^{-m}.
-    third = jnp.asarray((1.0 / 3.0) ** np.arange(terms + 1), dtype=g.dtype)
-    tail = g[..., : terms + 1] * third
+    tail = _third_factor(g, terms)
     padded = jnp.concatenate([jnp.zeros(g.shape[:-1] + (terms,), g.dtype), g], axis=-1)
 
     @jax.checkpoint  # recompute the shifted copy in reverse mode instead of storing 48 of them
