@@ -88,8 +88,7 @@ class AbstractBranchGroup(AbstractGroup):
     @property
     def linear(self) -> bool:
         """True when the branch current is affine in the branch voltage at every step."""
-        law = getattr(self, "law", None)
-        return law is not None and isinstance(law, Linear)
+        return isinstance(getattr(self, "law", None), Linear)
 
     def init(self, v0: Array, i0: Array | None, setup: StepSetup) -> Any:
         """Transient state at ``t = 0`` from the initial branch voltage (and current)."""

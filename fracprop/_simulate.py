@@ -204,13 +204,14 @@ class _MNA(eqx.Module):
         or from ground to ``p`` (``−1``) that are the only voltage branch at ``p``."""
         n = self.n_nodes
         touched = np.bincount(np.asarray(self.va + self.vb, np.int64), minlength=n + 1)
-        found = []
+        ks, ps, signs = [], [], []
         for k, (a, b) in enumerate(zip(self.va, self.vb)):
             p, sign = (a, 1.0) if b == n else (b, -1.0)
             if (a == n) != (b == n) and touched[p] == 1:
-                found.append((k, p, sign))
-        k, p, sign = (np.asarray(c) for c in zip(*found)) if found else ([], [], [])
-        return np.asarray(k, np.int32), np.asarray(p, np.int32), np.asarray(sign, np.float64)
+                ks.append(k)
+                ps.append(p)
+                signs.append(sign)
+        return np.asarray(ks, np.int32), np.asarray(ps, np.int32), np.asarray(signs, np.float64)
 
     def solve(self, g_b, f):
         r"""``J⁻¹ f`` for the Jacobian ``J`` of branch conductances ``g_b`` (`jacobian`).
