@@ -655,9 +655,9 @@ def resolve_history(
     SOE keeps the work per step and the gradient memory per step independent of N, at a
     relative error of about 1e-12 on the far weights; HLS keeps the work per step O(log² N)
     and conductance gradients O(C·N) in all. Measured with ``benchmarks/history.py`` on the
-    benchmark network (128 channels of 2 orders, 2-core CPU, commit c2ec6ad): Exact / SOE /
-    HLS 0.40 / 0.33 / 0.28 s at N = 1024, 1.04 / 0.55 / 0.53 s at N = 2048, 3.7 / 0.88 /
-    0.93 s at N = 4096, 33 / 4.0 / 3.1 s at N = 16384.
+    benchmark network (128 channels of 2 orders, 2-core CPU, commit b3a0334): Exact / SOE /
+    HLS 0.43 / 0.33 / 0.25 s at N = 1024, 0.89 / 0.47 / 0.56 s at N = 2048, 2.0 / 0.89 /
+    0.92 s at N = 4096, 30 / 3.9 / 3.1 s at N = 16384.
 
     **Raises** `TypeError` if ``history`` is neither a string nor an `AbstractHistory`;
     `ValueError` for an unknown name.
