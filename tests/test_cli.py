@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from helpers import NETLISTS
 
-from fracprop._cli import main
+from fracprop.experiments.cli import main
 
 
 def test_default_example_writes_csv_and_plot(tmp_path, capsys):

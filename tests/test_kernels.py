@@ -32,8 +32,9 @@ from helpers import mittag_leffler
 from scipy.special import erfcx
 
 import fracprop as fp
-from fracprop._fde import solve_linear_fde
-from fracprop._kernels import FBDF2, GL, AbstractKernel, starting_weights
+from fracprop._fractional.fde import solve_linear_fde
+from fracprop._fractional.kernels import FBDF2, GL, AbstractKernel
+from fracprop._fractional.starting import starting_weights
 
 SIZES = (256, 512, 1024, 2048, 4096)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fracprop as fp
-from fracprop._estimators import _with_targets
+from fracprop._learning.estimators import _with_targets
 
 T_END = 5.0
 #: The errors are maxima over t ∈ [1 s, 5 s], from one time constant on. Over the whole grid

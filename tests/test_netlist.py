@@ -13,8 +13,8 @@ import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from fracprop._laws import Cubic, Linear, Sinh, Tanh  # noqa: E402
-from fracprop._netlist import (  # noqa: E402
+from fracprop._circuit.laws import Cubic, Linear, Sinh, Tanh  # noqa: E402
+from fracprop._circuit.netlist import (  # noqa: E402
     Netlist,
     NetlistError,
     NetlistWarning,
@@ -23,7 +23,7 @@ from fracprop._netlist import (  # noqa: E402
     parse_netlist,
     parse_value,
 )
-from fracprop._waveforms import DC, PWL, Pulse, Sin  # noqa: E402
+from fracprop._circuit.waveforms import DC, PWL, Pulse, Sin  # noqa: E402
 
 
 def deck(body: str, title: str = "test deck") -> str:

@@ -8,7 +8,7 @@ import pytest
 from scipy.optimize import brentq
 
 import fracprop.resistive as rn
-from fracprop._elements import GMIN, VT_27C
+from fracprop._circuit.elements import GMIN, VT_27C
 
 DENSE, CG = rn.DCSolver(method="dense"), rn.DCSolver(method="cg")
 

@@ -34,7 +34,7 @@ from jax.sharding import PartitionSpec as P
 
 import fracprop as fp
 import fracprop.resistive as rn
-from fracprop._sharding import (
+from fracprop._learning.sharding import (
     _batch_mean,
     batch_mesh,
     replicate,

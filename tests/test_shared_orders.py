@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fracprop as fp
-from fracprop._history import channel_layout
+from fracprop._fractional.history import channel_layout
 
 BACKENDS = [fp.Exact(), fp.Dense(block=16), fp.HLS(leaf=16), fp.SOE()]
 IDS = ["exact", "dense", "hls", "soe"]

@@ -245,7 +245,7 @@ def test_dc_operating_point_of_divider_and_diode():
     traj = fp.simulate(b.build(), dt=1e-5, steps=5)
     va = float(traj.node("a")[0])
     i = (5.0 - va) / 1e3
-    vt = fp._elements.VT_27C
+    vt = fp._circuit.elements.VT_27C
     assert np.isclose(i, 1e-14 * np.expm1(va / vt) + 1e-12 * va, rtol=1e-9)
     # Steady state: nothing moves afterwards.
     np.testing.assert_allclose(np.asarray(traj.node("a")), va, rtol=1e-12)
@@ -318,7 +318,7 @@ def test_mna_solve_eliminates_grounded_sources_exactly():
     # `_MNA.solve` eliminates voltage sources from a node to ground (either orientation) by
     # block elimination and keeps the others (floating, or sharing a node with another
     # source) in the LU. Its solution must equal the full dense solve of the same Jacobian.
-    from fracprop._simulate import _transient_mna
+    from fracprop._transient.mna import _transient_mna
 
     b = fp.CircuitBuilder()
     b.vsource("V1", "a", "0", 1.0)  # grounded, + at the node

@@ -15,15 +15,10 @@ import pytest
 import yaml
 
 import fracprop as fp
-from fracprop._cli import main as cli_main
-from fracprop._train import (
-    CHECKPOINT,
-    batch_indices,
-    make_step,
-    partial_mask,
-    project,
-    train_config_from_dict,
-)
+from fracprop.experiments.checkpoints import CHECKPOINT
+from fracprop.experiments.cli import main as cli_main
+from fracprop.experiments.train import batch_indices, make_step, partial_mask, project
+from fracprop.experiments.train_config import train_config_from_dict
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -294,7 +289,7 @@ def test_divergence_stops_keeps_last_good_checkpoint_and_names_step(tmp_path):
     header = json.loads((tmp_path / "run" / CHECKPOINT).read_bytes().split(b"\n")[0])
     assert header["step"] == step - 1
     like = ({"g": jnp.array(0.0)}, __import__("optax").sgd(0.05).init({"g": jnp.array(0.0)}))
-    _, (params, _) = fp._train.load_checkpoint(
+    _, (params, _) = fp.experiments.checkpoints.load_checkpoint(
         tmp_path / "run" / CHECKPOINT, header["config"], like
     )
     # The kept state is the one the failing step started from: finite, just past the limit.

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import fracprop as fp
-from fracprop._config import to_dict
+from fracprop.experiments.config import to_dict
 from fracprop.validation import (
     ValidationConfig,
     _gradients,

@@ -1,0 +1,224 @@
+"""Fractional-order elements: memristors and constant-phase elements, whose memory is a
+convolution held by a history backend; and the classes of equal order that share weights."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..._custom_types import Array
+from ..laws import AbstractLaw
+from .base import AbstractBranchGroup
+
+
+class _FracState(eqx.Module):
+    hist: Any
+    extra: Array
+
+
+def order_classes_of(values) -> tuple[int, ...]:
+    """The class of every entry of ``values``, classes numbered by first occurrence."""
+    values = np.asarray(values).reshape(-1)
+    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    rank = np.argsort(np.argsort(first))
+    return tuple(int(r) for r in rank[inverse.reshape(-1)])
+
+
+def _representatives(classes: tuple[int, ...]) -> np.ndarray:
+    """The first element of each class, in class order."""
+    index = np.asarray(classes)
+    return np.asarray([int(np.flatnonzero(index == u)[0]) for u in range(index.max() + 1)])
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _fixed_orders(alpha: Array, names: tuple[str, ...]) -> Array:
+    """``alpha`` unchanged; raises if it is differentiated (its weights are shared)."""
+    return alpha
+
+
+def _fixed_orders_jvp(names, primals, tangents):
+    (alpha,), (d_alpha,) = primals, tangents
+    if not isinstance(d_alpha, jax.custom_derivatives.SymbolicZero):
+        raise ValueError(
+            f"the orders alpha of {', '.join(names)} are shared (equal values use one set of "
+            "convolution weights), which gives no derivative per element. To differentiate "
+            "alpha, call circuit.share_orders(False) before simulating, or list the alpha in "
+            "LearningProblem(trainable=...), which keeps trained orders per element"
+        )
+    return alpha, d_alpha
+
+
+_fixed_orders.defjvp(_fixed_orders_jvp, symbolic_zeros=True)
+
+
+def distinct_orders(group) -> tuple[Array, tuple[int, ...] | None]:
+    """``(orders, classes)`` of a fractional group's elements for `AbstractHistory.init`:
+    its α per element and ``None``, or, with ``order_classes``, the α of each class."""
+    if group.order_classes is None:
+        return group.alpha, None
+    alpha = _fixed_orders(group.alpha, group.names)
+    return alpha[_representatives(group.order_classes)], group.order_classes
+
+
+def shared_order_mismatch(group) -> Array:
+    """True when some element's α differs from the α its class shares."""
+    classes = group.order_classes
+    alpha = jax.lax.stop_gradient(group.alpha)
+    return jnp.any(alpha != alpha[_representatives(classes)][np.asarray(classes)])
+
+
+class Memristors(AbstractBranchGroup):
+    r"""Ψ-controlled fractional memristors of order α ∈ (0, 1] (seed eqs. 12–15, DESIGN §1).
+
+    ``i = ᶜD^{1−α}[r̂(Ψ)]`` with ``Ψ = I^{1−α} v`` and ``r̂(Ψ) = g s(Ψ)``. Each memristor owns
+    two history channels: ``v`` (for ``I^{1−α}``) and ``r̂(Ψ) − r̂(0)`` (for ``D^{1−α}``). With
+    a linear law the two Grünwald–Letnikov convolutions are inverses, so the element is exactly
+    a resistor of conductance ``g``. With α = 1 it is the nonlinear resistor ``i = g s(v)``.
+    """
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    g: Array
+    alpha: Array
+    law: AbstractLaw
+    order_classes: tuple[int, ...] | None = eqx.field(static=True, default=None)
+    fractional: ClassVar[bool] = True
+    dc: ClassVar[str] = "conductor"
+
+    def _r(self, psi):
+        return self.g * self.law(psi)
+
+    def _init_history(self, setup):
+        """History of the channels ``v`` (order −(1−α)) and ``r̂ − r̂(0)`` (order 1−α)."""
+        alpha, classes = distinct_orders(self)
+        a = 1.0 - alpha
+        if classes is not None:
+            classes = classes + tuple(len(a) + c for c in classes)
+        return setup.history.init(setup.kernel, jnp.concatenate([-a, a]), setup.steps, classes)
+
+    def init(self, v0, i0, setup):
+        hist = self._init_history(setup)
+        r0 = self._r(jnp.zeros_like(v0))
+        return _FracState(hist=hist, extra=r0)
+
+    def prepare(self, state, n, setup):
+        return setup.history.history(state.hist, n), state.extra
+
+    def _first_weights(self, setup):
+        """``w_0`` of ``I^{1−α}`` and of ``D^{1−α}`` (1 and 1 for GL; their product is 1)."""
+        a = 1.0 - self.alpha
+        return setup.kernel.first_weight(-a), setup.kernel.first_weight(a)
+
+    def _psi(self, v, pre, setup):
+        h_all, _ = pre
+        m = len(self.names)
+        w0_int, _ = self._first_weights(setup)
+        return jnp.power(setup.dt, 1.0 - self.alpha) * (w0_int * v + h_all[:m])
+
+    def current(self, v, pre, setup):
+        h_all, r0 = pre
+        m = len(self.names)
+        r = self._r(self._psi(v, pre, setup))
+        _, w0_der = self._first_weights(setup)
+        return jnp.power(setup.dt, self.alpha - 1.0) * (w0_der * (r - r0) + h_all[m:])
+
+    def advance(self, state, v, pre, n, setup):
+        _, r0 = pre
+        r = self._r(self._psi(v, pre, setup))
+        hist = setup.history.push(state.hist, n, jnp.concatenate([v, r - r0]))
+        return _FracState(hist=hist, extra=state.extra)
+
+    def dc_current(self, v):
+        raise RuntimeError("fractional memristors have no DC operating point; start from rest")
+
+    # Adjoint of i = D^{1−α}[r̂(I^{1−α} v)]: the reverse order I^{1−α} ∘ r̂'(Ψ) ∘ D^{1−α},
+    # each convolution read backwards in time (DESIGN §5). In reversed time τ:
+    #   ν[τ] = h^{α−1} (d_0 μ[τ] + Σ_{j≥1} d_j μ[τ−j]),   ζ[τ] = r̂'(Ψ)[τ] ν[τ],
+    #   ι[τ] = h^{1−α} (a_0 ζ[τ] + Σ_{j≥1} a_j ζ[τ−j]),
+    # with d the D^{1−α} weights, a the I^{1−α} weights and r̂'(Ψ_n) = g[n] / (a_0 d_0), g[n]
+    # the recorded incremental conductance ∂i_n/∂v_n = d_0 r̂'(Ψ_n) a_0 (the h powers cancel;
+    # a_0 d_0 = 1 for GL and FBDF2, whose weights for ±(1−α) are convolution inverses).
+    def adjoint_init(self, setup):
+        return self._init_history(setup)
+
+    def adjoint_prepare(self, state, tau, setup):
+        return setup.history.history(state, tau)
+
+    def _adjoint_parts(self, mu, g, pre, setup):
+        m = len(self.names)
+        w0_int, w0_der = self._first_weights(setup)
+        nu = jnp.power(setup.dt, self.alpha - 1.0) * (w0_der * mu + pre[m:])
+        zeta = g / (w0_int * w0_der) * nu
+        iota = jnp.power(setup.dt, 1.0 - self.alpha) * (w0_int * zeta + pre[:m])
+        return zeta, iota
+
+    def adjoint_current(self, mu, g, pre, setup):
+        return self._adjoint_parts(mu, g, pre, setup)[1]
+
+    def adjoint_advance(self, state, mu, g, pre, tau, setup):
+        zeta, _ = self._adjoint_parts(mu, g, pre, setup)
+        return setup.history.push(state, tau, jnp.concatenate([zeta, mu]))
+
+    def row(self, k):
+        return (
+            f"g={float(self.g[k]):.6g} S alpha={float(self.alpha[k]):.6g} "
+            f"law={self.law.describe(k)}"
+        )
+
+
+class CPEs(AbstractBranchGroup):
+    r"""Constant-phase elements (fractional capacitors) ``i = C_α ᶜD^α v``, α ∈ (0, 1].
+
+    Impedance ``1/(C_α s^α)``; α = 1 is a linear capacitor integrated by backward Euler.
+    """
+
+    names: tuple[str, ...] = eqx.field(static=True)
+    nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
+    c: Array
+    alpha: Array
+    order_classes: tuple[int, ...] | None = eqx.field(static=True, default=None)
+    fractional: ClassVar[bool] = True
+    dc: ClassVar[str] = "open"
+    linear: ClassVar[bool] = True
+
+    def _init_history(self, setup):
+        alpha, classes = distinct_orders(self)
+        return setup.history.init(setup.kernel, alpha, setup.steps, classes)
+
+    def init(self, v0, i0, setup):
+        return _FracState(hist=self._init_history(setup), extra=v0)
+
+    def prepare(self, state, n, setup):
+        return setup.history.history(state.hist, n), state.extra
+
+    def current(self, v, pre, setup):
+        h, v0 = pre
+        w0 = setup.kernel.first_weight(self.alpha)
+        return self.c * jnp.power(setup.dt, -self.alpha) * (w0 * (v - v0) + h)
+
+    def advance(self, state, v, pre, n, setup):
+        _, v0 = pre
+        return _FracState(hist=setup.history.push(state.hist, n, v - v0), extra=state.extra)
+
+    # Adjoint of i_m = C h^{−α} Σ_k w_k v_{m−k}: the same convolution in reversed time,
+    # ι[τ] = C h^{−α} (w_0 μ[τ] + Σ_{j≥1} w_j μ[τ−j]) = g (μ[τ] + Σ_{j≥1} w_j μ[τ−j] / w_0)
+    # with g = C h^{−α} w_0 = ∂i_n/∂v_n recorded.
+    def adjoint_init(self, setup):
+        return self._init_history(setup)
+
+    def adjoint_prepare(self, state, tau, setup):
+        return setup.history.history(state, tau)
+
+    def adjoint_current(self, mu, g, pre, setup):
+        return g * (mu + pre / setup.kernel.first_weight(self.alpha))
+
+    def adjoint_advance(self, state, mu, g, pre, tau, setup):
+        return setup.history.push(state, tau, mu)
+
+    def row(self, k):
+        return f"C_alpha={float(self.c[k]):.6g} alpha={float(self.alpha[k]):.6g}"

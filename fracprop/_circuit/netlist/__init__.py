@@ -1,0 +1,191 @@
+r"""Read circuits from SPICE-style netlists (a subset of SPICE/ngspice syntax).
+
+`parse_netlist` turns the text of a deck into a `Netlist`: its title, the compiled `Circuit`, the
+``.tran`` card (if any) and the warnings raised while reading. `load_netlist` does the same for a
+file. Errors are `NetlistError` (a `ValueError`) with the line number and the offending text;
+ignored constructs produce `NetlistWarning` (a `UserWarning`), also collected in
+``Netlist.warnings``.
+
+Example::
+
+    RC low-pass                     <- line 1 is always the title
+    V1 in 0 PULSE(0 1 0 1u 1u 0.5m 1m)
+    R1 in out 1k
+    C1 out 0 1uF
+    .tran 1u 2m
+    .end
+
+General rules
+-------------
+* **The first line is the title**, never a card, even when it looks like one (or is blank).
+* **Case-insensitive.** Card letters, keywords, model names and node names are case-insensitive;
+  node names are stored lower-case. Element names keep the spelling of the deck, but two names
+  that differ only in case are duplicates.
+* **Ground** is node ``0`` or ``gnd``.
+* **Comments**: a line whose first non-blank character is ``*`` is a comment. ``;`` starts a
+  comment anywhere on a line, and so does a ``$`` standing alone (preceded and followed by a
+  blank, as in ``R1 a b 1k $ load``). Blank lines are ignored.
+* **Continuation**: a line starting with ``+`` continues the previous card (comment and blank
+  lines may come in between). Errors report the card's first line.
+* **Separators**: blanks and commas separate fields; parentheses may be glued to a word or not
+  (``SIN(0 1 1k)``, ``SIN (0 1 1k)`` and ``SIN(0, 1, 1k)`` are the same); ``=`` may have blanks
+  around it.
+* ``.model`` cards may come before or after the elements that use them.
+
+Numbers
+-------
+Numbers are engineering numbers (`parse_value`): an integer or decimal with an optional exponent
+(``1e3``, ``2.5``, ``.5``, ``-3``, ``1.5E-7``), then an optional scale factor, then optional unit
+letters, which are ignored:
+
+====== ========= ====== =========
+suffix factor    suffix factor
+====== ========= ====== =========
+``T``  1e12      ``m``  1e-3
+``G``  1e9       ``u``  1e-6 (also ``µ``)
+``MEG`` 1e6      ``n``  1e-9
+``k``  1e3       ``p``  1e-12
+``mil`` 25.4e-6  ``f``  1e-15
+====== ========= ====== =========
+
+Suffixes are case-insensitive, so ``M`` is *milli* like ``m``; write ``MEG`` for mega. Letters
+after the number (and after its scale factor) are ignored: ``10V`` = 10, ``60Hz`` = 60, ``1mF`` =
+1e-3, ``0.01pA`` = 1e-14, ``1kohm`` = 1000. As in SPICE, a unit letter that is itself a scale
+factor is read as one: ``1F`` is one *femto*\ farad, write ``1`` for one farad. Anything other than
+letters after the number (``1x2``, ``1k2``, ``10%``) is an error.
+
+Element cards
+-------------
+``n+`` and ``n-`` are node names. Current flows from ``n+`` through the element to ``n-``.
+
+``Rname n+ n- value``
+    Linear resistor of ``value`` ohms (must be positive). As in ngspice, the value of an ``R``,
+    ``C`` or ``L`` card may also be written ``r=value``, ``c=value`` or ``l=value``.
+``Rname n+ n- MODEL``
+    Fractional memristor, with ``MODEL`` a ``.model`` of type ``FMEM`` (below).
+``Cname n+ n- value [IC=v]``
+    Linear capacitor of ``value`` farads. ``IC=`` is accepted and ignored with a warning.
+``Cname n+ n- MODEL [IC=v]``
+    ``MODEL`` of type ``FCAP`` (constant-phase element) or ``NCAP`` (nonlinear capacitor).
+``Lname n+ n- value [IC=i]``
+    Linear inductor of ``value`` henries. ``IC=`` is accepted and ignored with a warning.
+``Lname n+ n- MODEL [IC=i]``
+    ``MODEL`` of type ``NIND`` (nonlinear inductor).
+``Dname anode cathode MODEL``
+    Shockley diode, with ``MODEL`` a ``.model`` of type ``D``.
+``Vname n+ n- SPEC`` and ``Iname n+ n- SPEC``
+    Independent voltage source (``v(n+) − v(n-)`` is imposed) and current source (the current
+    flows from ``n+`` through the source to ``n-``). ``SPEC`` is made of:
+
+    * ``value`` or ``DC value``: a constant;
+    * ``SIN(VO VA FREQ [TD [THETA [PHASE]]])``: ``VO + VA·exp(−THETA·(t−TD))·sin(2π·FREQ·(t−TD)
+      + PHASE·π/180)`` after ``TD`` (defaults ``TD = THETA = PHASE = 0``);
+    * ``PULSE(V1 V2 [TD [TR [TF [PW [PER]]]]])``: trapezoidal pulses. As in ngspice, ``TD``
+      defaults to 0, ``TR`` and ``TF`` to the ``.tran`` step when omitted or zero, ``PW`` and
+      ``PER`` to the ``.tran`` stop time when omitted or zero. Without a ``.tran`` card, ``TR``
+      and ``TF`` default to 0 (an instantaneous edge) and ``PW`` and ``PER`` to infinity;
+    * ``PWL(t1 v1 t2 v2 ...)``: piecewise linear, held constant outside the points; the times
+      must increase strictly;
+    * ``AC mag [phase]``: ignored with a warning (there is no small-signal analysis).
+
+    The parentheses of a function may be omitted (``PULSE 0 1 1u``). When a line has both a DC
+    value and a transient function, the transient function is used (as in SPICE's ``.tran``).
+    A source with no value at all is 0 (with a warning), as in ngspice.
+
+Any other element letter (``X``, ``M``, ``Q``, ``J``, ``E``, ``F``, ``G``, ``H``, ``K``, ``B``,
+``S``, ``W``, ``T`` ...) is an error. Extra fields on an element card (such as ``TC=`` or ``M=``)
+are errors too, except ``IC=`` on capacitors and inductors.
+
+Model cards
+-----------
+``.model NAME TYPE(param=value param=value ...)``; the parentheses are optional and may be
+separated from ``TYPE`` by a blank, and parameters may be separated by commas. Parameter names are
+case-insensitive. Values are engineering numbers, except ``law``, which takes a law name.
+
+``D`` (diode, used by ``D`` cards): ``i = IS·(exp(v/(N·Vt)) − 1)``, with SPICE's ``Vt`` at 27 °C
+    and ``gmin = 1e-12`` S in parallel.
+
+    * ``IS``: saturation current in amperes (default 1e-14);
+    * ``N``: emission coefficient (default 1).
+
+    Every other SPICE diode parameter (``RS``, ``CJO``, ``VJ``, ``M``, ``TT``, ``BV``, ``IBV``,
+    ``EG``, ``XTI`` ...) is accepted and ignored, with one warning per parameter.
+
+``FMEM`` (fractional memristor, used by ``R`` cards): ``i = D^{1−α}[g·s(Ψ)]`` with
+    ``Ψ = I^{1−α} v`` (fractional integral of the voltage, in V·s^{1−α}).
+
+    * ``g`` (required): the small-signal conductance in siemens (> 0);
+    * ``alpha`` (required): the order α, in (0, 1];
+    * ``law``: the shape ``s`` (default ``linear``: the element is then a resistor of
+      conductance ``g``; with α = 1 it is the nonlinear resistor ``i = g·s(v)``);
+    * ``psi0``: the law's scale, in the units of Ψ (V·s^{1−α}); default 1, unused by ``linear``.
+
+``FCAP`` (fractional capacitor / constant-phase element, used by ``C`` cards):
+    ``i = c·ᶜD^α v``, impedance ``1/(c·s^α)``.
+
+    * ``c`` (required): the pseudo-capacitance in F·s^{α−1} (> 0);
+    * ``alpha`` (required): the order α, in (0, 1] (α = 1 is an ordinary capacitor).
+
+``NCAP`` (nonlinear capacitor, used by ``C`` cards): ``q = c·s(v)``.
+
+    * ``c`` (required): the small-signal capacitance in farads (> 0);
+    * ``law``: the shape ``s`` (default ``linear``);
+    * ``v0``: the law's scale in volts (default 1); with ``tanh`` the charge saturates at
+      ``±c·v0``.
+
+``NIND`` (nonlinear inductor, used by ``L`` cards): ``i = s(Φ)/l`` with flux ``Φ = ∫v dt``.
+
+    * ``l`` (required): the small-signal inductance in henries (> 0);
+    * ``law``: the shape ``s`` (default ``linear``);
+    * ``phi0``: the law's scale in webers (V·s, default 1); with ``sinh`` or ``cubic`` the core
+      saturates (the current grows fast) beyond ``|Φ| ≈ phi0``; with ``tanh`` the current
+      saturates at ``±phi0/l``.
+
+An unknown parameter of ``FMEM``, ``FCAP``, ``NCAP`` or ``NIND``, a missing required one, a
+duplicated one, or a model type other than these five is an error.
+
+Laws
+----
+Every law is a shape with ``s(0) = 0`` and ``s'(0) = 1``, so ``g``, ``c`` and ``l`` are always the
+small-signal values at the origin, and the scale says where the element departs from linearity:
+
+* ``linear``: ``s(x) = x`` (no scale);
+* ``tanh``: ``s(x) = scale·tanh(x/scale)``, saturating at ``±scale``;
+* ``sinh``: ``s(x) = scale·sinh(x/scale)``, growing exponentially beyond ``|x| ≈ scale``;
+* ``cubic``: ``s(x) = x·(1 + (x/scale)²)``, hardening beyond ``|x| ≈ scale``.
+
+``x`` is Ψ for a memristor (scale ``psi0``), the voltage for a capacitor (scale ``v0``) and the
+flux for an inductor (scale ``phi0``). Scales must be positive.
+
+Control cards
+-------------
+``.tran TSTEP TSTOP [TSTART [TMAX]] [UIC]``
+    Becomes ``Netlist.tran = Tran(tstep, tstop, uic)``. A nonzero ``TSTART`` is ignored with a
+    warning (results start at t = 0); ``TMAX`` is ignored. At most one ``.tran`` card.
+``.title TEXT``
+    Replaces the title.
+``.end``
+    Ends the deck; everything after it is ignored.
+``.op``, ``.options``/``.option``/``.opt``, ``.print``, ``.plot``, ``.save``, ``.probe``,
+``.meas``/``.measure``, ``.ic``, ``.nodeset``, ``.temp``, ``.ac``, ``.dc``, ``.noise``
+    Ignored with a warning.
+``.control`` ... ``.endc``
+    The whole block is skipped with a warning.
+
+Any other dot-card (``.subckt``, ``.include``, ``.param`` ...) is an error.
+
+Errors
+------
+A message starts with ``line N: `` (or ``SOURCE, line N: `` when a ``source`` other than the
+default is given, such as a file name) and quotes the offending text. Structural errors found
+when the circuit is compiled (a node with no DC path to ground, a loop of voltage sources, no
+elements) concern no single line and start with ``SOURCE: ``.
+"""
+
+from .numbers import parse_value as parse_value
+from .parser import load_netlist as load_netlist
+from .parser import parse_netlist as parse_netlist
+from .result import Netlist as Netlist
+from .result import NetlistError as NetlistError
+from .result import NetlistWarning as NetlistWarning
+from .result import Tran as Tran

@@ -1,0 +1,549 @@
+"""The netlist reader: cards to a `Circuit` through `CircuitBuilder`."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings as _warnings
+from pathlib import Path
+
+from ..builder import CircuitBuilder
+from ..circuit import Circuit, CircuitError
+from ..laws import LAWS, AbstractLaw, Linear
+from ..waveforms import DC, PWL, AbstractWaveform, Pulse, Sin
+from .lexer import _Card, _strip_comment
+from .numbers import _starts_like_number, parse_value
+from .result import DEFAULT_SOURCE, Netlist, NetlistError, NetlistWarning, Tran
+from .tables import (
+    _DIODE_DEFAULTS,
+    _ELEMENT_LETTERS,
+    _IGNORED_DOT_CARDS,
+    _MODEL_PARAMETERS,
+    _MODEL_TYPES,
+    _MODELS_FOR,
+    _QUANTITY,
+    _REQUIRED,
+    _SCALE_PARAMETER,
+    _SUPPORTED,
+    _TRANSIENT_FUNCTIONS,
+    _UNSUPPORTED_ELEMENTS,
+    _UNSUPPORTED_FUNCTIONS,
+    _Model,
+)
+
+
+class _Parser:
+    """Reads one netlist in two passes: cards and models first, then elements."""
+
+    def __init__(self, text: str, source: str):
+        self.text = text
+        self.source = source
+        self.title = ""
+        self.tran: Tran | None = None
+        self.tran_line = 0
+        self.models: dict[str, _Model] = {}
+        self.warnings: list[tuple[int, str]] = []  # (line, message)
+
+    # -- messages -------------------------------------------------------------------------------
+    def where(self, line: int) -> str:
+        if self.source == DEFAULT_SOURCE:
+            return f"line {line}"
+        return f"{self.source}, line {line}"
+
+    def error(self, line: int, message: str) -> NetlistError:
+        if line == 2 and not self.title:
+            message += (
+                " (note: the first line of a netlist is always its title, and it is blank here)"
+            )
+        return NetlistError(f"{self.where(line)}: {message}")
+
+    def warn(self, line: int, message: str) -> None:
+        self.warnings.append((line, f"{self.where(line)}: {message}"))
+
+    def value(self, card: _Card, token: str, what: str) -> float:
+        try:
+            return parse_value(token)
+        except NetlistError as e:
+            raise self.error(card.line, f"{what}: {e} (in {card.text!r})") from None
+
+    # -- pass 0: lines into cards ---------------------------------------------------------------
+    def split_cards(self) -> list[_Card]:
+        lines = self.text.lstrip("\ufeff").splitlines()
+        if not self.text.strip():
+            raise NetlistError(f"{self.source}: empty netlist")
+        self.title = lines[0].strip()
+        cards: list[_Card] = []
+        control_line = 0  # first line of an open .control block
+        for number, raw in enumerate(lines[1:], start=2):
+            line = _strip_comment(raw)
+            keyword = line.split()[0].lower() if line else ""
+            if control_line:
+                if keyword == ".endc":
+                    control_line = 0
+                continue
+            if not line:
+                continue
+            if line.startswith("+"):
+                if not cards:
+                    raise self.error(
+                        number, f"continuation line {line!r} has no card before it to continue"
+                    )
+                cards[-1].text += " " + line[1:].strip()
+                continue
+            if keyword == ".end":
+                break
+            if keyword == ".control":
+                control_line = number
+                self.warn(number, "'.control' ... '.endc' block ignored")
+                continue
+            cards.append(_Card(number, line))
+        if control_line:
+            raise self.error(control_line, "'.control' block has no '.endc'")
+        return cards
+
+    # -- pass 1: control cards and models -------------------------------------------------------
+    def read_control_cards(self, cards: list[_Card]) -> list[_Card]:
+        """Handle dot-cards; return the element cards."""
+        elements = []
+        for card in cards:
+            keyword = card.text.split()[0].lower()
+            if keyword == ".model":
+                self.read_model(card)
+            elif keyword == ".tran":
+                self.read_tran(card)
+            elif keyword == ".title":
+                self.title = card.text[len(".title") :].strip()
+            elif keyword in _IGNORED_DOT_CARDS:
+                self.warn(card.line, f"{card.text!r} ignored")
+            elif keyword[0] in _ELEMENT_LETTERS.lower():
+                elements.append(card)
+            else:
+                hint = _UNSUPPORTED_ELEMENTS.get(keyword[0].upper())
+                what = f" ({hint})" if hint and not keyword.startswith(".") else ""
+                raise self.error(card.line, f"unknown card {card.text!r}{what}; {_SUPPORTED}")
+        return elements
+
+    def read_tran(self, card: _Card) -> None:
+        if self.tran is not None:
+            raise self.error(
+                card.line,
+                f"second .tran card {card.text!r}; the first is on line {self.tran_line}",
+            )
+        tokens = card.tokens[1:]
+        uic = any(t.lower() == "uic" for t in tokens)
+        numbers = [t for t in tokens if t.lower() != "uic"]
+        if not 2 <= len(numbers) <= 4:
+            raise self.error(
+                card.line,
+                f"{card.text!r}: expected '.tran TSTEP TSTOP [TSTART [TMAX]] [UIC]'",
+            )
+        names = ("TSTEP", "TSTOP", "TSTART", "TMAX")
+        values = [
+            self.value(card, t, f".tran {n}")
+            for n, t in zip(names[: len(numbers)], numbers, strict=True)
+        ]
+        tstep, tstop = values[0], values[1]
+        tstart = values[2] if len(values) > 2 else 0.0
+        if tstep <= 0 or tstop <= 0:
+            raise self.error(card.line, f"{card.text!r}: TSTEP and TSTOP must be positive")
+        if not 0 <= tstart < tstop:
+            raise self.error(card.line, f"{card.text!r}: TSTART must lie in [0, TSTOP)")
+        if tstart != 0:
+            self.warn(
+                card.line,
+                f"TSTART={numbers[2]} in {card.text!r} ignored; results start at t = 0",
+            )
+        self.tran = Tran(tstep=tstep, tstop=tstop, uic=uic)
+        self.tran_line = card.line
+
+    def read_model(self, card: _Card) -> None:
+        tokens = card.tokens
+        if len(tokens) < 3 or tokens[1] in "()=" or tokens[2] in "()=":
+            raise self.error(
+                card.line, f"{card.text!r}: expected '.model NAME TYPE(param=value ...)'"
+            )
+        name, kind = tokens[1], tokens[2].upper()
+        if kind not in _MODEL_TYPES:
+            raise self.error(
+                card.line,
+                f"model {name!r} has unknown type {tokens[2]!r} in {card.text!r}; "
+                f"supported model types are {', '.join(_MODEL_TYPES)}",
+            )
+        if name.lower() in self.models:
+            first = self.models[name.lower()].line
+            raise self.error(card.line, f"model {name!r} is defined twice (first on line {first})")
+        pairs = self.model_pairs(card, name, tokens[3:])
+        model = _Model(name=name, type=kind, line=card.line)
+        if kind == "D":
+            self.fill_diode(card, model, pairs)
+        else:
+            self.fill_fracprop_model(card, model, pairs)
+        self.models[name.lower()] = model
+
+    def model_pairs(self, card: _Card, name: str, tokens: list[str]) -> list[tuple[str, str]]:
+        """``( k = v k = v )`` (parentheses optional) into ``[(k, v), ...]`` with lower-case k."""
+        if tokens and tokens[0] == "(":
+            if tokens[-1] != ")":
+                raise self.error(card.line, f"model {name!r}: missing ')' in {card.text!r}")
+            tokens = tokens[1:-1]
+        pairs = []
+        seen = set()
+        for i in range(0, len(tokens), 3):
+            key, equals, value = (tokens[i : i + 3] + ["", "", ""])[:3]
+            if key in "()=" or equals != "=" or value in "()=":
+                raise self.error(
+                    card.line,
+                    f"model {name!r}: expected 'param=value' at {' '.join(tokens[i:])!r} "
+                    f"in {card.text!r}",
+                )
+            if key.lower() in seen:
+                raise self.error(
+                    card.line, f"model {name!r}: parameter {key!r} is given twice in {card.text!r}"
+                )
+            seen.add(key.lower())
+            pairs.append((key.lower(), value))
+        return pairs
+
+    def fill_diode(self, card: _Card, model: _Model, pairs: list[tuple[str, str]]) -> None:
+        model.params = dict(_DIODE_DEFAULTS)
+        for key, token in pairs:
+            if key in _DIODE_DEFAULTS:
+                value = self.value(card, token, f"model {model.name!r} parameter {key.upper()}")
+                self.check_positive(card, model, key.upper(), value)
+                model.params[key] = value
+            else:
+                self.warn(
+                    card.line,
+                    f"diode model {model.name!r}: parameter {key.upper()}={token} is not "
+                    "used by fracprop and is ignored",
+                )
+
+    def fill_fracprop_model(self, card: _Card, model: _Model, pairs: list[tuple[str, str]]) -> None:
+        spec = _MODEL_PARAMETERS[model.type]
+        given = dict(pairs)
+        for key in given:
+            if key not in spec:
+                raise self.error(
+                    card.line,
+                    f"model {model.name!r} ({model.type}): unknown parameter {key!r} in "
+                    f"{card.text!r}; its parameters are {', '.join(spec)}",
+                )
+        for key, default in spec.items():
+            if key == "law":
+                continue
+            if key in given:
+                what = f"model {model.name!r} parameter {key}"
+                value = self.value(card, given[key], what)
+            elif default is _REQUIRED:
+                raise self.error(
+                    card.line,
+                    f"model {model.name!r} ({model.type}): missing required parameter "
+                    f"{key!r} in {card.text!r}",
+                )
+            else:
+                value = default
+            if key == "alpha":
+                if not 0 < value <= 1:
+                    raise self.error(
+                        card.line,
+                        f"model {model.name!r}: alpha={given[key]} must lie in (0, 1] "
+                        f"in {card.text!r}",
+                    )
+            else:
+                self.check_positive(card, model, key, value)
+            model.params[key] = value
+        if "law" in spec:
+            model.law = self.make_law(card, model, given)
+
+    def make_law(self, card: _Card, model: _Model, given: dict[str, str]) -> AbstractLaw:
+        law_name = given.get("law", "linear").lower()
+        if law_name not in LAWS:
+            raise self.error(
+                card.line,
+                f"model {model.name!r}: unknown law {given['law']!r} in {card.text!r}; "
+                f"choose one of {', '.join(LAWS)}",
+            )
+        scale_key = _SCALE_PARAMETER[model.type]
+        if law_name == "linear":
+            if scale_key in given:
+                self.warn(
+                    card.line,
+                    f"model {model.name!r}: {scale_key} has no effect with law=linear",
+                )
+            return Linear()
+        return LAWS[law_name](model.params[scale_key])
+
+    def check_positive(self, card: _Card, model: _Model, key: str, value: float) -> None:
+        if not value > 0:
+            raise self.error(
+                card.line,
+                f"model {model.name!r}: {key}={value:g} must be positive in {card.text!r}",
+            )
+
+    # -- pass 2: elements -----------------------------------------------------------------------
+    def build(self, elements: list[_Card]) -> Circuit:
+        builder = CircuitBuilder(self.title)
+        first_line: dict[str, int] = {}
+        for card in elements:
+            name = card.tokens[0]
+            if name.lower() in first_line:
+                raise self.error(
+                    card.line,
+                    f"duplicate element name {name!r} in {card.text!r} "
+                    f"(first defined on line {first_line[name.lower()]})",
+                )
+            try:
+                self.add_element(card, builder)
+            except NetlistError:
+                raise
+            except ValueError as e:  # CircuitError from the builder, or a waveform's ValueError
+                raise self.error(card.line, f"{e} (in {card.text!r})") from None
+            first_line[name.lower()] = card.line
+        if not elements:
+            raise NetlistError(
+                f"{self.source}: the netlist has no element cards (only the title line "
+                f"{self.title!r} and control cards); the first line is always the title"
+            )
+        try:
+            return builder.build()
+        except CircuitError as e:
+            raise NetlistError(f"{self.source}: {e}") from None
+
+    def add_element(self, card: _Card, builder: CircuitBuilder) -> None:
+        tokens = card.tokens
+        name = tokens[0]
+        letter = name[0].upper()
+        if len(tokens) < 3 or any(t in "()=" for t in tokens[1:3]):
+            raise self.error(
+                card.line,
+                f"{name}: missing node names in {card.text!r}; expected '{name} n+ n- ...'",
+            )
+        a, b = tokens[1].lower(), tokens[2].lower()
+        rest = tokens[3:]
+        if letter in "RCL":
+            self.add_two_terminal(card, builder, name, letter, a, b, rest)
+        elif letter == "D":
+            self.add_diode(card, builder, name, a, b, rest)
+        elif letter == "V":
+            builder.vsource(name, a, b, self.source_waveform(card, name, rest))
+        else:
+            builder.isource(name, a, b, self.source_waveform(card, name, rest))
+
+    def add_two_terminal(self, card, builder, name, letter, a, b, rest) -> None:
+        quantity = _QUANTITY[letter]
+        if letter in "CL":
+            rest = self.drop_initial_condition(card, name, rest)
+        if len(rest) >= 3 and rest[0].upper() == letter and rest[1] == "=":
+            rest = rest[2:]  # ngspice's "R1 a b r=1k"
+        if not rest:
+            raise self.error(
+                card.line,
+                f"{name}: missing {quantity} value in {card.text!r}; write "
+                f"'{name} n+ n- value' or '{name} n+ n- MODEL'",
+            )
+        token = rest[0]
+        if len(rest) > 1:
+            raise self.error(
+                card.line,
+                f"{name}: unexpected {' '.join(rest[1:])!r} after {token!r} in {card.text!r}",
+            )
+        if _starts_like_number(token):
+            value = self.value(card, token, f"{name} {quantity}")
+            if letter == "R":
+                builder.resistor(name, a, b, r=value)
+            elif letter == "C":
+                builder.capacitor(name, a, b, value)
+            else:
+                builder.inductor(name, a, b, value)
+            return
+        model = self.model_for(card, name, letter, token)
+        p = model.params
+        if model.type == "FMEM":
+            builder.memristor(name, a, b, g=p["g"], alpha=p["alpha"], law=model.law)
+        elif model.type == "FCAP":
+            builder.cpe(name, a, b, c=p["c"], alpha=p["alpha"])
+        elif model.type == "NCAP":
+            builder.capacitor(name, a, b, p["c"], law=model.law)
+        else:  # NIND
+            builder.inductor(name, a, b, p["l"], law=model.law)
+
+    def drop_initial_condition(self, card: _Card, name: str, rest: list[str]) -> list[str]:
+        """Remove ``IC=value`` (warning) from the fields of a C or L card."""
+        for i in range(len(rest) - 2):
+            if rest[i].lower() == "ic" and rest[i + 1] == "=":
+                self.warn(
+                    card.line,
+                    f"{name}: IC={rest[i + 2]} ignored (fracprop starts from its own "
+                    "operating point or from rest)",
+                )
+                return rest[:i] + rest[i + 3 :]
+        return rest
+
+    def add_diode(self, card, builder, name, a, b, rest) -> None:
+        if not rest:
+            raise self.error(
+                card.line,
+                f"{name}: missing model name in {card.text!r}; write '{name} anode cathode MODEL'",
+            )
+        if len(rest) > 1:
+            raise self.error(
+                card.line,
+                f"{name}: unexpected {' '.join(rest[1:])!r} after the model name in "
+                f"{card.text!r}; write '{name} anode cathode MODEL'",
+            )
+        model = self.model_for(card, name, "D", rest[0])
+        builder.diode(name, a, b, is_=model.params["is"], n=model.params["n"])
+
+    def model_for(self, card: _Card, name: str, letter: str, token: str) -> _Model:
+        allowed = _MODELS_FOR[letter]
+        model = self.models.get(token.lower())
+        if model is None:
+            if letter == "D":
+                problem = f"no .model named {token!r} is defined"
+            else:
+                problem = f"{token!r} is not a number, and no .model named {token!r} is defined"
+            raise self.error(card.line, f"{name}: {problem} (in {card.text!r})")
+        if model.type not in allowed:
+            raise self.error(
+                card.line,
+                f"{name}: model {model.name!r} (line {model.line}) has type {model.type}, but "
+                f"{letter} cards need a model of type {' or '.join(allowed)} "
+                f"(in {card.text!r})",
+            )
+        return model
+
+    # -- sources --------------------------------------------------------------------------------
+    def source_waveform(self, card: _Card, name: str, rest: list[str]) -> AbstractWaveform:
+        dc = None
+        function = None  # (function name, its arguments)
+        i = 0
+        while i < len(rest):
+            token = rest[i]
+            word = token.lower()
+            if word == "dc":
+                if i + 1 >= len(rest) or not _starts_like_number(rest[i + 1]):
+                    raise self.error(card.line, f"{name}: DC without a value in {card.text!r}")
+                dc = self.value(card, rest[i + 1], f"{name} DC value")
+                i += 2
+            elif word == "ac":
+                i += 1
+                taken = 0
+                while i < len(rest) and taken < 2 and _starts_like_number(rest[i]):
+                    i += 1
+                    taken += 1
+                self.warn(card.line, f"{name}: AC specification ignored in {card.text!r}")
+            elif word in _TRANSIENT_FUNCTIONS:
+                if function is not None:
+                    raise self.error(
+                        card.line,
+                        f"{name}: two transient functions ({function[0].upper()} and "
+                        f"{token.upper()}) in {card.text!r}",
+                    )
+                args, i = self.function_arguments(card, name, token, rest, i + 1)
+                function = (word, args)
+            elif word in _UNSUPPORTED_FUNCTIONS:
+                raise self.error(
+                    card.line,
+                    f"{name}: source function {token.upper()} is not supported in "
+                    f"{card.text!r}; use SIN, PULSE or PWL",
+                )
+            elif _starts_like_number(token) and dc is None:
+                dc = self.value(card, token, f"{name} value")
+                i += 1
+            else:
+                raise self.error(
+                    card.line,
+                    f"{name}: unexpected {token!r} in the source specification {card.text!r}",
+                )
+        if function is not None:
+            return self.transient_waveform(card, name, *function)
+        if dc is None:
+            self.warn(card.line, f"{name}: source has no value; DC 0 assumed")
+            dc = 0.0
+        return DC(dc)
+
+    def function_arguments(self, card, name, function, rest, i) -> tuple[list[float], int]:
+        """Arguments of ``FUNC(a b c)`` or ``FUNC a b c`` starting at ``rest[i]``."""
+        what = f"{name} {function.upper()} argument"
+        args = []
+        if i < len(rest) and rest[i] == "(":
+            i += 1
+            while i < len(rest) and rest[i] != ")":
+                if rest[i] in "(=":
+                    raise self.error(card.line, f"{name}: unexpected {rest[i]!r} in {card.text!r}")
+                args.append(self.value(card, rest[i], what))
+                i += 1
+            if i >= len(rest):
+                raise self.error(
+                    card.line, f"{name}: missing ')' after {function.upper()} in {card.text!r}"
+                )
+            return args, i + 1
+        while i < len(rest) and _starts_like_number(rest[i]):
+            args.append(self.value(card, rest[i], what))
+            i += 1
+        return args, i
+
+    def transient_waveform(self, card, name, function, args) -> AbstractWaveform:
+        def arity_error(expected):
+            return self.error(
+                card.line,
+                f"{name}: {function.upper()} takes {expected}; got {len(args)} value(s) in "
+                f"{card.text!r}",
+            )
+
+        if function == "sin":
+            if not 3 <= len(args) <= 6:
+                raise arity_error("(VO VA FREQ [TD [THETA [PHASE]]])")
+            return Sin(*args)
+        if function == "pulse":
+            if not 2 <= len(args) <= 7:
+                raise arity_error("(V1 V2 [TD [TR [TF [PW [PER]]]]])")
+            return self.pulse(args)
+        if len(args) < 2 or len(args) % 2:
+            raise arity_error("pairs of values (t1 v1 t2 v2 ...)")
+        return PWL(args[0::2], args[1::2])
+
+    def pulse(self, args: list[float]) -> Pulse:
+        """ngspice's defaults: TR, TF = TSTEP and PW, PER = TSTOP when omitted or zero."""
+        v1, v2 = args[0], args[1]
+        td, tr, tf, pw, per = args[2:] + [0.0] * (7 - len(args))
+        if self.tran is None:
+            tstep, tstop = 0.0, math.inf
+        else:
+            tstep, tstop = self.tran.tstep, self.tran.tstop
+        tr = tr or tstep
+        tf = tf or tstep
+        pw = pw or tstop
+        per = per or tstop
+        return Pulse(v1, v2, td=td, tr=tr, tf=tf, pw=pw, per=per)
+
+    # -- everything -----------------------------------------------------------------------------
+    def parse(self) -> Netlist:
+        cards = self.split_cards()
+        elements = self.read_control_cards(cards)
+        circuit = self.build(elements)
+        in_line_order = sorted(self.warnings, key=lambda item: item[0])
+        return Netlist(self.title, circuit, self.tran, tuple(m for _, m in in_line_order))
+
+
+def _emit(netlist: Netlist) -> Netlist:
+    for message in netlist.warnings:
+        _warnings.warn(message, NetlistWarning, stacklevel=3)
+    return netlist
+
+
+def parse_netlist(text: str, *, source: str = DEFAULT_SOURCE) -> Netlist:
+    """Parse the text of a SPICE-style netlist (syntax in the module documentation).
+
+    ``source`` names the text in error messages (a file name, say). Warnings are issued with
+    `warnings.warn` (category `NetlistWarning`) and also returned in ``Netlist.warnings``.
+
+    **Raises** `NetlistError` for anything that cannot be read or does not make a valid circuit.
+    """
+    return _emit(_Parser(text, source).parse())
+
+
+def load_netlist(path: str | os.PathLike) -> Netlist:
+    """Read and parse a netlist file; error messages name the file."""
+    text = Path(path).read_text(encoding="utf-8-sig")
+    return _emit(_Parser(text, str(path)).parse())

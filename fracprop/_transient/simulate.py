@@ -1,0 +1,173 @@
+r"""Transient analysis: modified nodal analysis, one implicit Newton solve per step, `lax.scan`.
+
+Unknowns at step ``n`` are the node voltages and the currents of the voltage sources
+(modified nodal analysis). Every two-terminal element contributes a branch current
+``i_b(v_b)`` that depends on its branch voltage and its own history; Kirchhoff's current law
+at every node and the source equations ``v[a] − v[b] = E(t_n)`` form the nonlinear system
+
+.. math::  F(x_n) = \begin{pmatrix} A^\top i(A v_n) + B\, i_V + A_I^\top I(t_n) \\
+                     B^\top v_n - E(t_n) \end{pmatrix} = 0,
+
+solved by Newton's method with SPICE's junction limiting. The Jacobian is stamped from the
+incremental conductances ``di_b/dv_b``.
+
+Differentiation: the Newton iteration runs on stopped gradients; its converged value ``x*``
+carries a custom JVP, ``ẋ = −J(x*)^{-1} ∂F/∂θ · θ̇``: exactly the implicit-function-theorem
+derivative, at no cost when no derivative is taken. So `jax.grad`, `jax.jacfwd` and `jax.vmap`
+all work without differentiating through the loop.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._circuit.circuit import Circuit
+from .._circuit.elements.base import tree_dtype_cast
+from .._circuit.topology import check_dc_loops
+from .._custom_types import Array
+from .._fractional.history.base import AbstractHistory
+from .._fractional.history.resolve import resolve_history
+from .._fractional.kernels import GL, AbstractKernel
+from .._progress import AbstractProgress, NoProgress
+from .newton import _tolerances
+from .solution import SimulationError, Trajectory
+from .stepper import AbstractAccumulator, _run, check_checkpoint
+
+
+def simulate(
+    circuit: Circuit,
+    *,
+    dt: float | Array,
+    steps: int,
+    kernel: AbstractKernel = GL(),
+    history: AbstractHistory | str = "auto",
+    uic: bool = False,
+    inputs: dict[str, Any] | None = None,
+    throw: bool = True,
+    max_newton: int = 50,
+    rtol: float | None = None,
+    atol: float | None = None,
+    save_currents: bool = False,
+    save_conductances: bool = False,
+    save_states: bool = True,
+    accumulator: AbstractAccumulator | None = None,
+    progress: AbstractProgress = NoProgress(),
+    dtype: Any = None,
+    checkpoint: int | None = None,
+    share_orders: bool = True,
+) -> Trajectory:
+    """Transient analysis of ``circuit`` on the uniform grid ``t_n = n·dt``, ``n = 0 … steps``.
+
+    **Arguments**
+
+    - ``circuit``: a `Circuit` (from `CircuitBuilder` or `parse_netlist`).
+    - ``dt``: the time step in seconds (may be a traced array); ``steps``: number of steps
+      (static).
+    - ``kernel``: convolution quadrature of the fractional operators, and the multistep method
+      of the integer-order capacitors and inductors (`AbstractKernel.integer_weights`):
+      `GL` (default) is backward Euler, `FBDF2` is BDF2 started by one backward-Euler step,
+      second order on circuits of C, L, R and sources (from rest or from the DC operating
+      point) as long as the sources are smooth for ``t > 0``. A source that jumps at some
+      ``t > 0`` makes the BDF2 error O(dt) after the jump (SPICE restarts its integrator at
+      such breakpoints; fracprop does not). Fractional elements (CPEs, memristors) use the
+      kernel's convolution weights without Lubich starting weights, so under `FBDF2` they
+      are first order near their ``t^α`` start, like `GL` (see `solve_linear_fde` for the
+      scalar equation with starting weights).
+    - ``history``: the history backend: an `AbstractHistory` or one of ``"auto"`` (default:
+      `Exact` up to 1024 steps, beyond that `SOE` for the `GL` kernel and `HLS` for any
+      other), ``"exact"``, ``"dense"``, ``"hls"``, ``"soe"`` (see `resolve_history`).
+    - ``uic``: start from rest instead of the DC operating point (SPICE's UIC). Circuits with
+      fractional elements (memristors, CPEs) always start from rest: all voltages, currents
+      and histories are zero for ``t ≤ 0``, and the sources act from the first step on.
+    - ``inputs``: optional ``{source name: waveform or array}``; arrays of length
+      ``steps + 1`` become `Sampled` sources on this grid. Batch with `jax.vmap` over them.
+    - ``throw``: raise `SimulationError` if the run fails (outside `jit`/`vmap`). Under
+      `vmap`, pass ``throw=False`` and read ``Trajectory.result`` per lane.
+    - ``max_newton``, ``rtol``, ``atol``: Newton limits; converged when every update satisfies
+      ``|Δx| ≤ rtol·|x| + atol`` (defaults 1e-10 / 1e-13 in float64, 1e-5 / 1e-7 in float32).
+    - ``save_currents``: also store every branch current (for KCL and energy checks).
+    - ``save_conductances``: also store every branch's incremental conductance.
+    - ``save_states``: store the node voltages at every step (``False`` keeps only ``t = 0``,
+      for runs whose result is an online ``accumulator``; memory then does not grow with N).
+    - ``accumulator``: an `AbstractAccumulator` folded over the run.
+    - ``progress``: a progress meter, e.g. `TextProgress()` (off by default).
+    - ``dtype``: floating dtype of the run (default: JAX's default float).
+    - ``checkpoint``: ``None`` (default) or a number of steps ``k``: rematerialise the time
+      scan for reverse-mode differentiation in segments of ``k`` steps (`jax.checkpoint`).
+      Without it, `jax.grad` stores every step's residuals, memory ~ N·R. With it, reverse
+      mode stores the scan state at the ``⌊N/k⌋`` segment boundaries plus one segment's
+      residuals, memory ~ (N/k)·S + k·R (S the part of the state that changes from step to
+      step: unknowns and history buffers, not constant weights; R the residuals of one step),
+      smallest near ``k ≈ √(N·S/R)``. It costs one extra forward pass in reverse mode (each
+      segment is run again before its backward pass). Measured on the benchmark network
+      (float64, N = 2048, CPU; ``benchmarks/gradients.py``): `jax.grad` 146 MB → 14.8 MB of
+      temporary memory with k = 64, 0.75 s → 1.22 s (the forward pass: 0.50 s). The forward
+      values are unchanged (the same step on the same carries; bitwise in the CPU tests),
+      and a run that is not
+      differentiated recomputes nothing. A ``k ≥ steps`` is ``None``. The per-step outputs
+      (``save_states``, ``save_currents``, ``save_conductances``) are still stored: pass
+      ``save_states=False`` with an ``accumulator`` for memory ~ (N/k + k).
+      With a progress meter, the recomputed segments report their steps again.
+    - ``share_orders``: fractional elements of equal order α share one set of convolution
+      weights (`Circuit.share_orders`), when their α are concrete here (not traced), so
+      that they cannot be differentiated in this call. ``False`` gives every element its
+      own weights; the results agree to round-off.
+
+    **Returns** a `Trajectory`.
+
+    **Raises** `SimulationError` when ``throw=True`` and Newton fails, the state becomes
+    non-finite, or the DC operating point does not converge; `ValueError` for bad arguments.
+    """
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"simulate expects a Circuit; got {type(circuit).__name__}")
+    if not isinstance(steps, int | np.integer) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps={steps!r} must be a positive integer")
+    check_checkpoint(checkpoint, steps)
+    if dtype is None:
+        dtype = jnp.result_type(float)
+    if isinstance(dt, int | float | np.floating) and not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt={dt!r} must be a positive finite number of seconds")
+    dt = jnp.asarray(dt, dtype=dtype)
+    if inputs:
+        for name, value in inputs.items():
+            if not isinstance(value, eqx.Module):
+                shape = jnp.shape(value)
+                if shape != (steps + 1,):
+                    raise ValueError(
+                        f"inputs[{name!r}] has shape {shape}; a sampled input needs one value "
+                        f"per time point, shape ({steps + 1},) for steps={steps}"
+                    )
+        circuit = circuit.with_sources(inputs, dt=dt)
+    circuit = tree_dtype_cast(circuit, dtype).share_orders(share_orders)
+    rest = bool(uic) or circuit.is_fractional
+    if not rest:
+        check_dc_loops(circuit)
+    rtol, atol = _tolerances(dtype, rtol, atol)
+    history = resolve_history(history, kernel, int(steps))
+    traj = _run(
+        circuit,
+        dt,
+        int(steps),
+        kernel,
+        history,
+        rest,
+        int(max_newton),
+        float(rtol),
+        float(atol),
+        bool(save_currents),
+        progress,
+        bool(save_conductances),
+        bool(save_states),
+        accumulator,
+        None if checkpoint is None else int(checkpoint),
+    )
+    if throw and not isinstance(traj.result, jax.core.Tracer):
+        if not traj.ok:
+            raise SimulationError(traj.message())
+    return traj

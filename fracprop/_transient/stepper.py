@@ -1,0 +1,313 @@
+"""The transient stepper: one implicit step per time point, driven by `lax.scan`."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._circuit.circuit import Circuit
+from .._circuit.elements.base import StepSetup
+from .._circuit.elements.fractional import CPEs, Memristors, shared_order_mismatch
+from .._custom_types import Array
+from .._fractional.history.base import AbstractHistory
+from .._fractional.kernels import AbstractKernel
+from .._progress import AbstractProgress
+from .dc import dc_operating_point
+from .mna import _concat, _split, _transient_mna
+from .newton import _branch_currents, _branch_limit, _converged, _newton, _stop
+from .solution import RESULTS, Trajectory
+
+
+class _Carry(eqx.Module):
+    x: Array
+    states: tuple
+    result: Array
+    fail_step: Array
+    fail_index: Array
+    acc: Any
+    max_iters: Array
+
+
+class AbstractAccumulator(eqx.Module):
+    """Accumulates a quantity online during the scan (memory independent of the step count)."""
+
+    def init(self, vb0: Array, setup: StepSetup) -> Any:
+        """Accumulator state at t = 0 from the initial branch voltages."""
+        raise NotImplementedError
+
+    def update(self, acc: Any, vb: Array, n: Array, setup: StepSetup) -> Any:
+        """Fold in the converged branch voltages of step ``n``."""
+        raise NotImplementedError
+
+    def update_with_unknowns(
+        self, acc: Any, x: Array, vb: Array, n: Array, setup: StepSetup
+    ) -> Any:
+        """Fold in step ``n`` given also its unknowns ``x`` (node voltages, then the currents of
+        the voltage sources). `simulate` calls this; the default defers to `update`."""
+        return self.update(acc, vb, n, setup)
+
+
+def _passed_through(body, init) -> list[bool]:
+    """For each leaf of the carry ``init``: whether ``body`` returns it unchanged (traced
+    once, abstractly; nothing is computed)."""
+    flags: list[bool] = []
+
+    def probe(carry):
+        new, _ = body(carry, None)
+        flags.extend(a is b for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(carry)))
+
+    jax.eval_shape(probe, init)
+    return flags
+
+
+def _scan_steps(body, init, steps: int, checkpoint: int | None):
+    """``lax.scan(body, init, None, length=steps)``, optionally rematerialised in segments.
+
+    With ``checkpoint=k`` the first ``(steps // k)·k`` steps run as an outer scan over
+    segments whose body is a `jax.checkpoint`-ed inner scan of ``k`` steps, so reverse mode
+    keeps the carry at each segment boundary and recomputes one segment's residuals at a
+    time. The remaining ``steps mod k`` steps run last as a plain scan (their residuals are
+    no more than one segment's, and recomputing them would save nothing). The forward values
+    are those of the single scan: the same step function runs on the same carries.
+    """
+    if checkpoint is None or checkpoint >= steps:
+        return jax.lax.scan(body, init, None, length=steps)
+    segments, remainder = divmod(steps, checkpoint)
+
+    # Carry leaves that the step passes through unchanged (e.g. a history backend's weights)
+    # are closed over rather than carried, so that the segment boundaries do not store them.
+    leaves, treedef = jax.tree.flatten(init)
+    fixed = _passed_through(body, init)
+    moving = [leaf for leaf, f in zip(leaves, fixed) if not f]
+
+    def merge(moving):
+        it = iter(moving)
+        return jax.tree.unflatten(treedef, [x if f else next(it) for x, f in zip(leaves, fixed)])
+
+    def inner(moving, _):
+        new, out = body(merge(moving), None)
+        return [x for x, f in zip(jax.tree.leaves(new), fixed) if not f], out
+
+    def segment(moving, _):
+        return jax.lax.scan(inner, moving, None, length=checkpoint)
+
+    # `prevent_cse=False`: the checkpointed function is a scan body, which already keeps XLA
+    # from merging the recomputation with the forward pass (see `jax.checkpoint`).
+    moving, outs = jax.lax.scan(
+        jax.checkpoint(segment, prevent_cse=False), moving, None, length=segments
+    )
+    carry = merge(moving)
+    outs = jax.tree.map(lambda a: a.reshape((segments * checkpoint,) + a.shape[2:]), outs)
+    if remainder:
+        carry, tail = jax.lax.scan(body, carry, None, length=remainder)
+        outs = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), outs, tail)
+    return carry, outs
+
+
+@eqx.filter_jit
+def _run(
+    circuit: Circuit,
+    dt: Array,
+    steps: int,
+    kernel: AbstractKernel,
+    history: AbstractHistory,
+    rest: bool,
+    max_newton: int,
+    rtol: float,
+    atol: float,
+    save_currents: bool,
+    progress: AbstractProgress,
+    save_conductances: bool = False,
+    save_states: bool = True,
+    accumulator: AbstractAccumulator | None = None,
+    checkpoint: int | None = None,
+):
+    dtype = dt.dtype
+    groups = circuit.groups
+    mna = _transient_mna(circuit)
+    n = circuit.n_nodes
+    nv = len(circuit.vsources)
+    setup = StepSetup(dt=dt, steps=steps, kernel=kernel, history=history)
+    linear = all(g.linear for g in groups)
+
+    for g in groups:
+        if isinstance(g, Memristors | CPEs):
+            circuit = eqx.error_if(
+                circuit,
+                jnp.any((g.alpha <= 0) | (g.alpha > 1)),
+                f"alpha of the {g.kind} ({', '.join(g.names)}) must lie in (0, 1]",
+            )
+            if g.order_classes is not None:
+                circuit = eqx.error_if(
+                    circuit,
+                    shared_order_mismatch(g),
+                    f"alpha of the {g.kind} ({', '.join(g.names)}) changed after "
+                    "Circuit.share_orders() recorded which of them are equal; call "
+                    "share_orders() again on the changed circuit, or share_orders(False)",
+                )
+    groups = circuit.groups
+
+    # ---- initial state ----
+    if rest:
+        x0 = jnp.zeros((mna.size,), dtype)
+        vb0 = jnp.zeros((len(mna.a),), dtype)
+        i_short = None
+        dc_ok, dc_worst = jnp.asarray(True), jnp.asarray(0)
+        ib0 = jnp.zeros((len(mna.a),), dtype)
+    else:
+        xdc, dc_ok, dc_worst = dc_operating_point(
+            circuit, jnp.zeros((), dtype), rtol=rtol, atol=atol
+        )
+        x0 = xdc[: mna.size]
+        i_short = xdc[mna.size :]
+        vb0 = mna.branch_voltages(x0)
+        ib_parts, start_short = [], 0
+        for g, v in zip(groups, _split(groups, vb0)):
+            if g.dc == "conductor":
+                ib_parts.append(g.dc_current(v))
+            elif g.dc == "short":
+                ib_parts.append(i_short[start_short : start_short + len(g)])
+                start_short += len(g)
+            else:
+                ib_parts.append(jnp.zeros_like(v))
+        ib0 = _concat(ib_parts, dtype)
+
+    states, start_short = [], 0
+    for g, v in zip(groups, _split(groups, vb0)):
+        i0 = None
+        if g.dc == "short" and i_short is not None:
+            i0 = i_short[start_short : start_short + len(g)]
+            start_short += len(g)
+        states.append(g.init(v, i0, setup))
+
+    ok0 = dc_ok
+    init = _Carry(
+        x=x0,
+        states=tuple(states),
+        result=jnp.where(ok0, 0, 3).astype(jnp.int32),
+        fail_step=jnp.asarray(0, jnp.int32),
+        fail_index=jnp.asarray(dc_worst, jnp.int32),
+        acc=None if accumulator is None else accumulator.init(vb0, setup),
+        max_iters=jnp.asarray(0, jnp.int32),
+    )
+
+    def step(carry: _Carry, nstep):
+        t = nstep.astype(dtype) * dt
+        e = circuit.vsources.values(t)
+        i_src = circuit.isources.values(t)
+        pres = tuple(g.prepare(s, nstep, setup) for g, s in zip(groups, carry.states))
+        c_const, pres_const = _stop(circuit), _stop(pres)
+        x_star, conv, iters, worst = _newton(
+            mna,
+            functools.partial(_branch_currents, c_const, pres_const, setup),
+            functools.partial(_branch_limit, c_const.groups),
+            jax.lax.stop_gradient(carry.x),
+            jax.lax.stop_gradient(e),
+            jax.lax.stop_gradient(i_src),
+            max_iter=max_newton,
+            rtol=rtol,
+            atol=atol,
+            linear=linear,
+        )
+        x = _converged(mna, jax.lax.stop_gradient(x_star), (circuit, pres, setup, e, i_src))
+        vb = mna.branch_voltages(x)
+        new_states = tuple(
+            g.advance(s, v, p, nstep, setup)
+            for g, s, v, p in zip(groups, carry.states, _split(groups, vb), pres)
+        )
+        finite = jnp.all(jnp.isfinite(x))
+        first_bad = jnp.argmax(~jnp.isfinite(x))
+        code = jnp.where(~finite, RESULTS.nonfinite, jnp.where(conv, 0, RESULTS.newton_failed))
+        fresh = (carry.result == 0) & (code != 0)
+        result = jnp.where(fresh, code, carry.result).astype(jnp.int32)
+        fail_step = jnp.where(fresh, nstep, carry.fail_step).astype(jnp.int32)
+        fail_index = jnp.where(fresh, jnp.where(finite, worst, first_bad), carry.fail_index).astype(
+            jnp.int32
+        )
+        out = {}
+        if save_states:
+            out["x"] = x
+            out["iters"] = iters
+        if save_currents or save_conductances:
+            currents = functools.partial(_branch_currents, circuit, pres, setup)
+            i_b, g_b = jax.jvp(currents, (vb,), (jnp.ones_like(vb),))
+            if save_currents:
+                out["i"] = i_b
+            if save_conductances:
+                out["g"] = g_b
+        acc = carry.acc
+        if accumulator is not None:
+            acc = accumulator.update_with_unknowns(acc, x, vb, nstep, setup)
+        progress.update(nstep, steps)
+        new = _Carry(
+            x,
+            new_states,
+            result,
+            fail_step,
+            fail_index,
+            acc,
+            jnp.maximum(carry.max_iters, iters).astype(carry.max_iters.dtype),
+        )
+        return new, out
+
+    # The step index rides in the carry rather than as scanned `jnp.arange(1, steps + 1)`,
+    # which XLA materialises: an O(N) buffer in runs whose memory is otherwise O(1) in N.
+    def counted_step(carry_n, _):
+        carry, nstep = carry_n
+        new, out = step(carry, nstep)
+        return (new, nstep + 1), out
+
+    (final, _), outs = _scan_steps(counted_step, (init, jnp.asarray(1)), steps, checkpoint)
+    if save_states:
+        xs = jnp.concatenate([x0[None], outs["x"]], axis=0)
+        iters = jnp.concatenate([jnp.zeros((1,), outs["iters"].dtype), outs["iters"]])
+    else:
+        # Nothing per step is kept, so memory does not grow with the number of steps.
+        xs = x0[None]
+        iters = final.max_iters[None]
+    i_branch = None
+    if save_currents:
+        i_branch = jnp.concatenate([ib0[None], outs["i"]], axis=0)
+    g_branch = None
+    if save_conductances:
+        g_branch = jnp.concatenate([jnp.zeros_like(outs["g"][:1]), outs["g"]], axis=0)
+    ts = jnp.arange(steps + 1, dtype=dtype) * dt
+    i_isrc = jax.vmap(circuit.isources.values)(ts) if save_currents else None
+    return Trajectory(
+        ts=ts,
+        v=xs[:, :n],
+        i_vsrc=xs[:, n : n + nv],
+        i_branch=i_branch,
+        i_isrc=i_isrc,
+        g_branch=g_branch,
+        accumulated=final.acc,
+        result=final.result,
+        fail_step=final.fail_step,
+        fail_index=final.fail_index,
+        newton_iterations=iters,
+        node_names=circuit.node_names,
+        vsource_names=circuit.vsources.names,
+        branch_names=circuit.branch_names,
+        max_newton=max_newton,
+    )
+
+
+def check_checkpoint(checkpoint: Any, steps: int, error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` unless ``checkpoint`` is ``None`` or a positive integer (steps per
+    rematerialised segment); the message suggests about √steps."""
+    if checkpoint is not None and (
+        not isinstance(checkpoint, int | np.integer)
+        or isinstance(checkpoint, bool)
+        or checkpoint < 1
+    ):
+        raise error(
+            f"checkpoint={checkpoint!r} must be None (no rematerialisation) or a positive "
+            f"integer number of steps per segment, e.g. checkpoint={max(1, math.isqrt(steps))} "
+            f"(about √steps for steps={steps})"
+        )
