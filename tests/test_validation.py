@@ -14,8 +14,6 @@ import fracprop as fp
 from fracprop.experiments.config import to_dict
 from fracprop.validation import (
     ValidationConfig,
-    _gradients,
-    _mesh,
     beta_sweep,
     compare,
     fit_slope,
@@ -23,6 +21,7 @@ from fracprop.validation import (
     run_validation,
     write_report,
 )
+from fracprop.validation.sweeps import _gradients, _mesh
 
 # -------------------------------------------------------------------------------- 12. compare
 REF = {"a": jnp.array([1.0, 2.0]), "b": jnp.array([3.0, -4.0])}
