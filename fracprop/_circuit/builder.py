@@ -9,11 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .circuit import Circuit, CircuitError, _is_ground
-from .elements.base import AbstractBranchGroup
-from .elements.fractional import CPEs, Memristors
-from .elements.multistep import Capacitors, Inductors
+from .elements import BRANCH_GROUPS, AbstractBranchGroup
 from .elements.sources import ISources, VSources
-from .elements.static import Diodes, Resistors
 from .laws import AbstractLaw, Linear, law_group_key
 from .topology import _check_dc_paths, _check_voltage_loops
 from .waveforms import AbstractWaveform, as_waveform
@@ -188,20 +185,13 @@ class CircuitBuilder:
             return es[0].law.stack([x.law for x in es[1:]])
 
         for key, es in by_kind.items():
-            kind = key[0]
-            names, pairs = meta(es)
-            if kind == "R":
-                groups.append(Resistors(names, pairs, arr(es, "g")))
-            elif kind == "D":
-                groups.append(Diodes(names, pairs, arr(es, "is_"), arr(es, "n")))
-            elif kind == "C":
-                groups.append(Capacitors(names, pairs, arr(es, "c"), law(es)))
-            elif kind == "L":
-                groups.append(Inductors(names, pairs, arr(es, "l"), law(es)))
-            elif kind == "M":
-                groups.append(Memristors(names, pairs, arr(es, "g"), arr(es, "alpha"), law(es)))
-            elif kind == "P":
-                groups.append(CPEs(names, pairs, arr(es, "c"), arr(es, "alpha")))
+            cls = BRANCH_GROUPS.get(key[0])
+            if cls is None:  # sources, collected below
+                continue
+            fields = [arr(es, p) for p in cls.parameters]
+            if es[0].law is not None:
+                fields.append(law(es))
+            groups.append(cls(*meta(es), *fields))
         vs = by_kind.get(("V",), [])
         is_ = by_kind.get(("I",), [])
         vsources = VSources(*meta(vs), tuple(e.waveform for e in vs))

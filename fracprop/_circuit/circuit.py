@@ -11,7 +11,7 @@ import numpy as np
 
 from .._custom_types import Array, ArrayLike
 from .elements.base import AbstractBranchGroup
-from .elements.fractional import CPEs, Memristors, order_classes_of
+from .elements.fractional import order_classes_of
 from .elements.sources import ISources, VSources
 from .waveforms import AbstractWaveform
 
@@ -117,7 +117,7 @@ class Circuit(eqx.Module):
         """
         changes = {}
         for i, grp in enumerate(self.groups):
-            if not isinstance(grp, Memristors | CPEs):
+            if not grp.fractional:
                 continue
             if not enable:
                 changes[i] = None

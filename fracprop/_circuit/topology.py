@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .circuit import Circuit, CircuitError
+from .elements import BRANCH_GROUPS
 
 
 class _UnionFind:
@@ -57,14 +58,12 @@ def _path(adj, start, goal):
     return []
 
 
-_DC_CONDUCTING = {"R", "D", "L", "M", "V"}
-
-
 def _check_dc_paths(entries, nodes, idx):
     n = len(nodes)
     uf = _UnionFind(n + 1)
     for e in entries:
-        if e.kind in _DC_CONDUCTING:
+        group = BRANCH_GROUPS.get(e.kind)
+        if e.kind == "V" or (group is not None and group.dc != "open"):
             a, b = idx(e.a), idx(e.b)
             uf.union(n if a < 0 else a, n if b < 0 else b)
     ground = uf.find(n)

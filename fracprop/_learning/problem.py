@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._circuit.circuit import Circuit, CircuitError, _with_order_classes
-from .._circuit.elements.fractional import CPEs, Memristors
 from .._circuit.elements.static import Resistors
 from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
@@ -33,16 +32,6 @@ from .._fractional.kernels import GL, AbstractKernel
 from .._transient.simulate import simulate
 from .._transient.solution import Trajectory
 from .._transient.stepper import AbstractAccumulator, check_checkpoint
-
-#: The parameter trained when a selection names an element without ``.param``.
-PRIMARY = {
-    "Resistors": "g",
-    "Memristors": "g",
-    "Capacitors": "c",
-    "CPEs": "c",
-    "Inductors": "l",
-    "Diodes": "is_",
-}
 
 
 class LearningError(ValueError):
@@ -81,7 +70,7 @@ def _parse_selection(circuit: Circuit, trainable) -> tuple[tuple[str, str], ...]
             names = [n for n in g.names if fnmatch.fnmatchcase(n.lower(), glob.lower())]
             if not names:
                 continue
-            p = param or PRIMARY[g.kind]
+            p = param or g.primary
             for n in names:
                 try:
                     circuit.get(n, p)
@@ -181,7 +170,7 @@ class LearningProblem(eqx.Module):
         self.order_classes = tuple(
             (i, None if i in trained else g.order_classes)
             for i, g in enumerate(shared.groups)
-            if isinstance(g, Memristors | CPEs)
+            if g.fractional
         )
         self.circuit = circuit
         self.inputs = tuple(sources[n.lower()] for n in inputs)

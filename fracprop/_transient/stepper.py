@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Any
@@ -13,7 +14,6 @@ import numpy as np
 
 from .._circuit.circuit import Circuit
 from .._circuit.elements.base import StepSetup
-from .._circuit.elements.fractional import CPEs, Memristors, shared_order_mismatch
 from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
 from .._fractional.kernels import AbstractKernel
@@ -136,21 +136,7 @@ def _run(
     setup = StepSetup(dt=dt, steps=steps, kernel=kernel, history=history)
     linear = all(g.linear for g in groups)
 
-    for g in groups:
-        if isinstance(g, Memristors | CPEs):
-            circuit = eqx.error_if(
-                circuit,
-                jnp.any((g.alpha <= 0) | (g.alpha > 1)),
-                f"alpha of the {g.kind} ({', '.join(g.names)}) must lie in (0, 1]",
-            )
-            if g.order_classes is not None:
-                circuit = eqx.error_if(
-                    circuit,
-                    shared_order_mismatch(g),
-                    f"alpha of the {g.kind} ({', '.join(g.names)}) changed after "
-                    "Circuit.share_orders() recorded which of them are equal; call "
-                    "share_orders() again on the changed circuit, or share_orders(False)",
-                )
+    circuit = dataclasses.replace(circuit, groups=tuple(g.check() for g in groups))
     groups = circuit.groups
 
     # ---- initial state ----

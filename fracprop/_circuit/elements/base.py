@@ -84,6 +84,13 @@ class AbstractGroup(eqx.Module):
 class AbstractBranchGroup(AbstractGroup):
     """Two-terminal elements whose current is a function of their own voltage and history."""
 
+    #: The builder's one-letter kind of the element ("R", "D", "C", "L", "M", "P").
+    letter: eqx.AbstractClassVar[str]
+    #: The array fields that the builder fills, in constructor order (after names and nodes;
+    #: a ``law`` field, where the class has one, comes last).
+    parameters: eqx.AbstractClassVar[tuple[str, ...]]
+    #: The parameter trained when a learning problem names the element without ``.param``.
+    primary: eqx.AbstractClassVar[str]
     #: True for elements whose memory is a fractional convolution (they force a start from rest).
     fractional: eqx.AbstractClassVar[bool]
     #: How the element behaves at DC: "conductor", "open" or "short".
@@ -93,6 +100,11 @@ class AbstractBranchGroup(AbstractGroup):
     def linear(self) -> bool:
         """True when the branch current is affine in the branch voltage at every step."""
         return isinstance(getattr(self, "law", None), Linear)
+
+    def check(self) -> AbstractBranchGroup:
+        """The group itself, with run-time checks of its traced parameters attached
+        (`eqx.error_if`); the stepper calls it once per run. Default: no check."""
+        return self
 
     def init(self, v0: Array, i0: Array | None, setup: StepSetup) -> Any:
         """Transient state at ``t = 0`` from the initial branch voltage (and current)."""
@@ -171,3 +183,16 @@ def tree_dtype_cast(tree, dtype):
         return x
 
     return jax.tree.map(cast, tree)
+
+
+#: Every concrete branch-group class by its ``letter``; `branch_group` fills it.
+BRANCH_GROUPS: dict[str, type[AbstractBranchGroup]] = {}
+
+
+def branch_group(cls: type[AbstractBranchGroup]) -> type[AbstractBranchGroup]:
+    """Class decorator: register a concrete branch group under its ``letter``, so that the
+    builder can compile entries of that kind and the topology checks know its DC behaviour."""
+    if cls.letter in BRANCH_GROUPS:
+        raise ValueError(f"two branch groups use the letter {cls.letter!r}")
+    BRANCH_GROUPS[cls.letter] = cls
+    return cls

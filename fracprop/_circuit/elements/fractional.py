@@ -13,7 +13,7 @@ import numpy as np
 
 from ..._custom_types import Array
 from ..laws import AbstractLaw
-from .base import AbstractBranchGroup
+from .base import AbstractBranchGroup, branch_group
 
 
 class _FracState(eqx.Module):
@@ -72,6 +72,26 @@ def shared_order_mismatch(group) -> Array:
     return jnp.any(alpha != alpha[_representatives(classes)][np.asarray(classes)])
 
 
+def _checked_orders(group):
+    """``group`` with run-time checks of its orders: each α in (0, 1], and, where classes of
+    equal order were recorded (`Circuit.share_orders`), α still equal within each class."""
+    group = eqx.error_if(
+        group,
+        jnp.any((group.alpha <= 0) | (group.alpha > 1)),
+        f"alpha of the {group.kind} ({', '.join(group.names)}) must lie in (0, 1]",
+    )
+    if group.order_classes is not None:
+        group = eqx.error_if(
+            group,
+            shared_order_mismatch(group),
+            f"alpha of the {group.kind} ({', '.join(group.names)}) changed after "
+            "Circuit.share_orders() recorded which of them are equal; call "
+            "share_orders() again on the changed circuit, or share_orders(False)",
+        )
+    return group
+
+
+@branch_group
 class Memristors(AbstractBranchGroup):
     r"""Ψ-controlled fractional memristors of order α ∈ (0, 1] (seed eqs. 12–15, DESIGN §1).
 
@@ -87,8 +107,14 @@ class Memristors(AbstractBranchGroup):
     alpha: Array
     law: AbstractLaw
     order_classes: tuple[int, ...] | None = eqx.field(static=True, default=None)
+    letter: ClassVar[str] = "M"
+    parameters: ClassVar[tuple[str, ...]] = ("g", "alpha")
+    primary: ClassVar[str] = "g"
     fractional: ClassVar[bool] = True
     dc: ClassVar[str] = "conductor"
+
+    def check(self):
+        return _checked_orders(self)
 
     def _r(self, psi):
         return self.g * self.law(psi)
@@ -171,6 +197,7 @@ class Memristors(AbstractBranchGroup):
         )
 
 
+@branch_group
 class CPEs(AbstractBranchGroup):
     r"""Constant-phase elements (fractional capacitors) ``i = C_α ᶜD^α v``, α ∈ (0, 1].
 
@@ -182,9 +209,15 @@ class CPEs(AbstractBranchGroup):
     c: Array
     alpha: Array
     order_classes: tuple[int, ...] | None = eqx.field(static=True, default=None)
+    letter: ClassVar[str] = "P"
+    parameters: ClassVar[tuple[str, ...]] = ("c", "alpha")
+    primary: ClassVar[str] = "c"
     fractional: ClassVar[bool] = True
     dc: ClassVar[str] = "open"
     linear: ClassVar[bool] = True
+
+    def check(self):
+        return _checked_orders(self)
 
     def _init_history(self, setup):
         alpha, classes = distinct_orders(self)

@@ -12,7 +12,7 @@ import numpy as np
 from ..._custom_types import Array
 from ..._fractional.kernels import AbstractKernel
 from ..laws import AbstractLaw
-from .base import AbstractBranchGroup, StepSetup
+from .base import AbstractBranchGroup, StepSetup, branch_group
 
 
 def _multistep_table(kernel: AbstractKernel) -> np.ndarray:
@@ -69,6 +69,7 @@ def _shift_in(past: Array, x: Array) -> Array:
     return jnp.concatenate([x[None], past[:-1]], axis=0)
 
 
+@branch_group
 class Capacitors(AbstractBranchGroup):
     r"""Nonlinear capacitors ``q = C s(v)``, ``i = dq/dt`` by the kernel's multistep method.
 
@@ -81,6 +82,9 @@ class Capacitors(AbstractBranchGroup):
     nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
     c: Array
     law: AbstractLaw
+    letter: ClassVar[str] = "C"
+    parameters: ClassVar[tuple[str, ...]] = ("c",)
+    primary: ClassVar[str] = "c"
     fractional: ClassVar[bool] = False
     dc: ClassVar[str] = "open"
 
@@ -126,6 +130,7 @@ class Capacitors(AbstractBranchGroup):
         return f"C={float(self.c[k]):.6g} F law={self.law.describe(k)}"
 
 
+@branch_group
 class Inductors(AbstractBranchGroup):
     r"""Nonlinear inductors ``i = s(Φ)/L``, ``dΦ/dt = v`` by the kernel's multistep method.
 
@@ -139,6 +144,9 @@ class Inductors(AbstractBranchGroup):
     nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
     l: Array
     law: AbstractLaw
+    letter: ClassVar[str] = "L"
+    parameters: ClassVar[tuple[str, ...]] = ("l",)
+    primary: ClassVar[str] = "l"
     fractional: ClassVar[bool] = False
     dc: ClassVar[str] = "short"
 

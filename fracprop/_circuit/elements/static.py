@@ -8,15 +8,19 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from ..._custom_types import Array
-from .base import GMIN, VT_27C, AbstractBranchGroup
+from .base import GMIN, VT_27C, AbstractBranchGroup, branch_group
 
 
+@branch_group
 class Resistors(AbstractBranchGroup):
     """Linear resistors ``i = g v``. The conductance ``g`` (siemens) is the trainable leaf."""
 
     names: tuple[str, ...] = eqx.field(static=True)
     nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
     g: Array
+    letter: ClassVar[str] = "R"
+    parameters: ClassVar[tuple[str, ...]] = ("g",)
+    primary: ClassVar[str] = "g"
     fractional: ClassVar[bool] = False
     dc: ClassVar[str] = "conductor"
     linear: ClassVar[bool] = True
@@ -43,6 +47,7 @@ def pnjlim(v_new: Array, v_old: Array, vt: Array, vcrit: Array) -> Array:
     return jnp.where(big_step, limited, v_new)
 
 
+@branch_group
 class Diodes(AbstractBranchGroup):
     """Shockley diodes ``i = IS (exp(v/(N Vt)) − 1) + gmin v``, anode ``a``, cathode ``b``.
 
@@ -54,6 +59,9 @@ class Diodes(AbstractBranchGroup):
     nodes: tuple[tuple[int, int], ...] = eqx.field(static=True)
     is_: Array
     n: Array
+    letter: ClassVar[str] = "D"
+    parameters: ClassVar[tuple[str, ...]] = ("is_", "n")
+    primary: ClassVar[str] = "is_"
     fractional: ClassVar[bool] = False
     dc: ClassVar[str] = "conductor"
 

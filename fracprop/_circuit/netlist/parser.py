@@ -9,25 +9,20 @@ from pathlib import Path
 
 from ..builder import CircuitBuilder
 from ..circuit import Circuit, CircuitError
-from ..laws import LAWS, AbstractLaw, Linear
 from ..waveforms import DC, PWL, AbstractWaveform, Pulse, Sin
 from .lexer import _Card, _strip_comment
+from .models import read_model
 from .numbers import _starts_like_number, parse_value
 from .result import DEFAULT_SOURCE, Netlist, NetlistError, NetlistWarning, Tran
 from .tables import (
-    _DIODE_DEFAULTS,
-    _ELEMENT_LETTERS,
     _IGNORED_DOT_CARDS,
-    _MODEL_PARAMETERS,
-    _MODEL_TYPES,
-    _MODELS_FOR,
-    _QUANTITY,
-    _REQUIRED,
-    _SCALE_PARAMETER,
     _SUPPORTED,
     _TRANSIENT_FUNCTIONS,
     _UNSUPPORTED_ELEMENTS,
     _UNSUPPORTED_FUNCTIONS,
+    ELEMENT_CARDS,
+    MODEL_TYPES,
+    SOURCE_CARDS,
     _Model,
 )
 
@@ -108,14 +103,14 @@ class _Parser:
         for card in cards:
             keyword = card.text.split()[0].lower()
             if keyword == ".model":
-                self.read_model(card)
+                read_model(self, card)
             elif keyword == ".tran":
                 self.read_tran(card)
             elif keyword == ".title":
                 self.title = card.text[len(".title") :].strip()
             elif keyword in _IGNORED_DOT_CARDS:
                 self.warn(card.line, f"{card.text!r} ignored")
-            elif keyword[0] in _ELEMENT_LETTERS.lower():
+            elif keyword[0].upper() in ELEMENT_CARDS or keyword[0].upper() in SOURCE_CARDS:
                 elements.append(card)
             else:
                 hint = _UNSUPPORTED_ELEMENTS.get(keyword[0].upper())
@@ -155,130 +150,6 @@ class _Parser:
             )
         self.tran = Tran(tstep=tstep, tstop=tstop, uic=uic)
         self.tran_line = card.line
-
-    def read_model(self, card: _Card) -> None:
-        tokens = card.tokens
-        if len(tokens) < 3 or tokens[1] in "()=" or tokens[2] in "()=":
-            raise self.error(
-                card.line, f"{card.text!r}: expected '.model NAME TYPE(param=value ...)'"
-            )
-        name, kind = tokens[1], tokens[2].upper()
-        if kind not in _MODEL_TYPES:
-            raise self.error(
-                card.line,
-                f"model {name!r} has unknown type {tokens[2]!r} in {card.text!r}; "
-                f"supported model types are {', '.join(_MODEL_TYPES)}",
-            )
-        if name.lower() in self.models:
-            first = self.models[name.lower()].line
-            raise self.error(card.line, f"model {name!r} is defined twice (first on line {first})")
-        pairs = self.model_pairs(card, name, tokens[3:])
-        model = _Model(name=name, type=kind, line=card.line)
-        if kind == "D":
-            self.fill_diode(card, model, pairs)
-        else:
-            self.fill_fracprop_model(card, model, pairs)
-        self.models[name.lower()] = model
-
-    def model_pairs(self, card: _Card, name: str, tokens: list[str]) -> list[tuple[str, str]]:
-        """``( k = v k = v )`` (parentheses optional) into ``[(k, v), ...]`` with lower-case k."""
-        if tokens and tokens[0] == "(":
-            if tokens[-1] != ")":
-                raise self.error(card.line, f"model {name!r}: missing ')' in {card.text!r}")
-            tokens = tokens[1:-1]
-        pairs = []
-        seen = set()
-        for i in range(0, len(tokens), 3):
-            key, equals, value = (tokens[i : i + 3] + ["", "", ""])[:3]
-            if key in "()=" or equals != "=" or value in "()=":
-                raise self.error(
-                    card.line,
-                    f"model {name!r}: expected 'param=value' at {' '.join(tokens[i:])!r} "
-                    f"in {card.text!r}",
-                )
-            if key.lower() in seen:
-                raise self.error(
-                    card.line, f"model {name!r}: parameter {key!r} is given twice in {card.text!r}"
-                )
-            seen.add(key.lower())
-            pairs.append((key.lower(), value))
-        return pairs
-
-    def fill_diode(self, card: _Card, model: _Model, pairs: list[tuple[str, str]]) -> None:
-        model.params = dict(_DIODE_DEFAULTS)
-        for key, token in pairs:
-            if key in _DIODE_DEFAULTS:
-                value = self.value(card, token, f"model {model.name!r} parameter {key.upper()}")
-                self.check_positive(card, model, key.upper(), value)
-                model.params[key] = value
-            else:
-                self.warn(
-                    card.line,
-                    f"diode model {model.name!r}: parameter {key.upper()}={token} is not "
-                    "used by fracprop and is ignored",
-                )
-
-    def fill_fracprop_model(self, card: _Card, model: _Model, pairs: list[tuple[str, str]]) -> None:
-        spec = _MODEL_PARAMETERS[model.type]
-        given = dict(pairs)
-        for key in given:
-            if key not in spec:
-                raise self.error(
-                    card.line,
-                    f"model {model.name!r} ({model.type}): unknown parameter {key!r} in "
-                    f"{card.text!r}; its parameters are {', '.join(spec)}",
-                )
-        for key, default in spec.items():
-            if key == "law":
-                continue
-            if key in given:
-                what = f"model {model.name!r} parameter {key}"
-                value = self.value(card, given[key], what)
-            elif default is _REQUIRED:
-                raise self.error(
-                    card.line,
-                    f"model {model.name!r} ({model.type}): missing required parameter "
-                    f"{key!r} in {card.text!r}",
-                )
-            else:
-                value = default
-            if key == "alpha":
-                if not 0 < value <= 1:
-                    raise self.error(
-                        card.line,
-                        f"model {model.name!r}: alpha={given[key]} must lie in (0, 1] "
-                        f"in {card.text!r}",
-                    )
-            else:
-                self.check_positive(card, model, key, value)
-            model.params[key] = value
-        if "law" in spec:
-            model.law = self.make_law(card, model, given)
-
-    def make_law(self, card: _Card, model: _Model, given: dict[str, str]) -> AbstractLaw:
-        law_name = given.get("law", "linear").lower()
-        if law_name not in LAWS:
-            raise self.error(
-                card.line,
-                f"model {model.name!r}: unknown law {given['law']!r} in {card.text!r}; "
-                f"choose one of {', '.join(LAWS)}",
-            )
-        scale_key = _SCALE_PARAMETER[model.type]
-        if law_name == "linear":
-            if scale_key in given:
-                self.warn(
-                    card.line,
-                    f"model {model.name!r}: {scale_key} has no effect with law=linear",
-                )
-            return Linear()
-        return LAWS[law_name](model.params[scale_key])
-
-    def check_positive(self, card: _Card, model: _Model, key: str, value: float) -> None:
-        if not value > 0:
-            raise self.error(
-                card.line,
-                f"model {model.name!r}: {key}={value:g} must be positive in {card.text!r}",
-            )
 
     # -- pass 2: elements -----------------------------------------------------------------------
     def build(self, elements: list[_Card]) -> Circuit:
@@ -320,52 +191,40 @@ class _Parser:
             )
         a, b = tokens[1].lower(), tokens[2].lower()
         rest = tokens[3:]
-        if letter in "RCL":
-            self.add_two_terminal(card, builder, name, letter, a, b, rest)
-        elif letter == "D":
-            self.add_diode(card, builder, name, a, b, rest)
-        elif letter == "V":
+        if letter == "V":
             builder.vsource(name, a, b, self.source_waveform(card, name, rest))
-        else:
+        elif letter == "I":
             builder.isource(name, a, b, self.source_waveform(card, name, rest))
+        else:
+            self.add_two_terminal(card, builder, name, letter, a, b, rest)
 
     def add_two_terminal(self, card, builder, name, letter, a, b, rest) -> None:
-        quantity = _QUANTITY[letter]
-        if letter in "CL":
+        """An element card ``NAME a b VALUE`` or ``NAME a b MODEL`` (`ELEMENT_CARDS`)."""
+        spec = ELEMENT_CARDS[letter]
+        quantity = spec.quantity
+        if spec.ic:
             rest = self.drop_initial_condition(card, name, rest)
-        if len(rest) >= 3 and rest[0].upper() == letter and rest[1] == "=":
+        if quantity is not None and len(rest) >= 3 and rest[0].upper() == letter and rest[1] == "=":
             rest = rest[2:]  # ngspice's "R1 a b r=1k"
+        usage = (
+            f"'{name} n+ n- value' or '{name} n+ n- MODEL'" if quantity else f"'{name} n+ n- MODEL'"
+        )
         if not rest:
-            raise self.error(
-                card.line,
-                f"{name}: missing {quantity} value in {card.text!r}; write "
-                f"'{name} n+ n- value' or '{name} n+ n- MODEL'",
-            )
+            what = f"{quantity} value" if quantity else "model name"
+            raise self.error(card.line, f"{name}: missing {what} in {card.text!r}; write {usage}")
         token = rest[0]
         if len(rest) > 1:
+            after = f"{token!r}" if quantity else "the model name"
             raise self.error(
                 card.line,
-                f"{name}: unexpected {' '.join(rest[1:])!r} after {token!r} in {card.text!r}",
+                f"{name}: unexpected {' '.join(rest[1:])!r} after {after} in {card.text!r}"
+                + ("" if quantity else f"; write {usage}"),
             )
-        if _starts_like_number(token):
-            value = self.value(card, token, f"{name} {quantity}")
-            if letter == "R":
-                builder.resistor(name, a, b, r=value)
-            elif letter == "C":
-                builder.capacitor(name, a, b, value)
-            else:
-                builder.inductor(name, a, b, value)
+        if quantity is not None and _starts_like_number(token):
+            spec.add(builder, name, a, b, self.value(card, token, f"{name} {quantity}"))
             return
         model = self.model_for(card, name, letter, token)
-        p = model.params
-        if model.type == "FMEM":
-            builder.memristor(name, a, b, g=p["g"], alpha=p["alpha"], law=model.law)
-        elif model.type == "FCAP":
-            builder.cpe(name, a, b, c=p["c"], alpha=p["alpha"])
-        elif model.type == "NCAP":
-            builder.capacitor(name, a, b, p["c"], law=model.law)
-        else:  # NIND
-            builder.inductor(name, a, b, p["l"], law=model.law)
+        MODEL_TYPES[model.type].add(builder, name, a, b, model.params, model.law)
 
     def drop_initial_condition(self, card: _Card, name: str, rest: list[str]) -> list[str]:
         """Remove ``IC=value`` (warning) from the fields of a C or L card."""
@@ -379,26 +238,11 @@ class _Parser:
                 return rest[:i] + rest[i + 3 :]
         return rest
 
-    def add_diode(self, card, builder, name, a, b, rest) -> None:
-        if not rest:
-            raise self.error(
-                card.line,
-                f"{name}: missing model name in {card.text!r}; write '{name} anode cathode MODEL'",
-            )
-        if len(rest) > 1:
-            raise self.error(
-                card.line,
-                f"{name}: unexpected {' '.join(rest[1:])!r} after the model name in "
-                f"{card.text!r}; write '{name} anode cathode MODEL'",
-            )
-        model = self.model_for(card, name, "D", rest[0])
-        builder.diode(name, a, b, is_=model.params["is"], n=model.params["n"])
-
     def model_for(self, card: _Card, name: str, letter: str, token: str) -> _Model:
-        allowed = _MODELS_FOR[letter]
+        allowed = ELEMENT_CARDS[letter].models(letter)
         model = self.models.get(token.lower())
         if model is None:
-            if letter == "D":
+            if ELEMENT_CARDS[letter].quantity is None:
                 problem = f"no .model named {token!r} is defined"
             else:
                 problem = f"{token!r} is not a number, and no .model named {token!r} is defined"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..laws import AbstractLaw
-
-_ELEMENT_LETTERS = "RCLDVI"
-
 
 _UNSUPPORTED_ELEMENTS = {
     "X": "subcircuit instance",
@@ -55,33 +53,90 @@ _SUPPORTED = (
 )
 
 
-_REQUIRED = object()
+#: Marks a model parameter with no default.
+REQUIRED = object()
 
 
-#: Parameters of the fracprop model types, with their defaults (``_REQUIRED``: no default).
-_MODEL_PARAMETERS = {
-    "FMEM": {"g": _REQUIRED, "alpha": _REQUIRED, "law": "linear", "psi0": 1.0},
-    "FCAP": {"c": _REQUIRED, "alpha": _REQUIRED},
-    "NCAP": {"c": _REQUIRED, "law": "linear", "v0": 1.0},
-    "NIND": {"l": _REQUIRED, "law": "linear", "phi0": 1.0},
+@dataclass(frozen=True)
+class ModelType:
+    """One ``.model`` type: the element card that uses it, its parameters and its builder call.
+
+    ``params`` maps each parameter to its default (`REQUIRED`: none); a ``law`` entry names
+    the shape of a nonlinear law (`fracprop.Linear` by default) and ``scale`` is the parameter
+    that scales it. ``add(builder, name, a, b, params, law)`` adds one element. A ``spice``
+    model takes SPICE's parameter names: those fracprop does not use are accepted with a
+    warning (SPICE decks carry many), and messages spell parameters upper-case.
+    """
+
+    card: str
+    params: Mapping[str, object]
+    add: Callable[..., object]
+    scale: str | None = None
+    spice: bool = False
+
+
+#: Every model type by its (upper-case) name: the one table from model types to builders.
+MODEL_TYPES: dict[str, ModelType] = {
+    "D": ModelType(
+        "D",
+        {"is": 1e-14, "n": 1.0},
+        lambda b, name, a, c, p, law: b.diode(name, a, c, is_=p["is"], n=p["n"]),
+        spice=True,
+    ),
+    "FMEM": ModelType(
+        "R",
+        {"g": REQUIRED, "alpha": REQUIRED, "law": "linear", "psi0": 1.0},
+        lambda b, name, a, c, p, law: b.memristor(name, a, c, g=p["g"], alpha=p["alpha"], law=law),
+        scale="psi0",
+    ),
+    "FCAP": ModelType(
+        "C",
+        {"c": REQUIRED, "alpha": REQUIRED},
+        lambda b, name, a, c, p, law: b.cpe(name, a, c, c=p["c"], alpha=p["alpha"]),
+    ),
+    "NCAP": ModelType(
+        "C",
+        {"c": REQUIRED, "law": "linear", "v0": 1.0},
+        lambda b, name, a, c, p, law: b.capacitor(name, a, c, p["c"], law=law),
+        scale="v0",
+    ),
+    "NIND": ModelType(
+        "L",
+        {"l": REQUIRED, "law": "linear", "phi0": 1.0},
+        lambda b, name, a, c, p, law: b.inductor(name, a, c, p["l"], law=law),
+        scale="phi0",
+    ),
 }
 
 
-#: The parameter that is the scale of the law, per model type.
-_SCALE_PARAMETER = {"FMEM": "psi0", "NCAP": "v0", "NIND": "phi0"}
+@dataclass(frozen=True)
+class ElementCard:
+    """One two-terminal element card letter (sources are read by their own rules).
+
+    ``quantity`` names what a plain number on the card is, and ``add(builder, name, a, b,
+    value)`` adds that element; ``None`` for cards that always name a model. ``ic``: the card
+    may carry ``IC=value`` (accepted with a warning).
+    """
+
+    quantity: str | None = None
+    add: Callable[..., object] | None = None
+    ic: bool = False
+
+    def models(self, letter: str) -> tuple[str, ...]:
+        """The model types a card of this ``letter`` accepts."""
+        return tuple(k for k, m in MODEL_TYPES.items() if m.card == letter)
 
 
-_DIODE_DEFAULTS = {"is": 1e-14, "n": 1.0}
+#: Every two-terminal element card by its letter: the one table from card letters to builders.
+ELEMENT_CARDS: dict[str, ElementCard] = {
+    "R": ElementCard("resistance", lambda b, name, a, c, v: b.resistor(name, a, c, r=v)),
+    "C": ElementCard("capacitance", lambda b, name, a, c, v: b.capacitor(name, a, c, v), ic=True),
+    "L": ElementCard("inductance", lambda b, name, a, c, v: b.inductor(name, a, c, v), ic=True),
+    "D": ElementCard(),
+}
 
-
-_MODEL_TYPES = ("D", *_MODEL_PARAMETERS)
-
-
-#: Which model types each element letter accepts.
-_MODELS_FOR = {"R": ("FMEM",), "C": ("FCAP", "NCAP"), "L": ("NIND",), "D": ("D",)}
-
-
-_QUANTITY = {"R": "resistance", "C": "capacitance", "L": "inductance"}
+#: Independent-source card letters.
+SOURCE_CARDS = "VI"
 
 
 _TRANSIENT_FUNCTIONS = ("sin", "pulse", "pwl")
