@@ -19,6 +19,7 @@ and of coupled learning's limit, per network).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import jax
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
                     continue  # the limit does not depend on symmetry
                 est = make(1.0) if s == "limit" else make(s)
                 if s == "limit":
-                    est = rn.GeneralizedEP(est.perturbation, limit=True)
+                    est = dataclasses.replace(est, limit=True)
                     label_s = label.replace(" one-sided", "")
                 else:
                     label_s = label

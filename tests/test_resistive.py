@@ -299,8 +299,12 @@ def test_non_positive_conductance(bad):
 
 
 def test_bad_strength():
-    with pytest.raises(rn.ResistiveError, match=r"strength=-0.1 must be a positive"):
+    with pytest.raises(rn.ResistiveError, match=r"EP beta=-0.1 must be a positive"):
         rn.EP(-0.1)
+    with pytest.raises(rn.ResistiveError, match=r"CoupledLearning eta=0.0 must be a positive"):
+        rn.CoupledLearning(0.0)
+    with pytest.raises(rn.ResistiveError, match=r"strength=-0.1 must be a positive"):
+        rn.GeneralizedEP("nudge", -0.1)
     with pytest.raises(rn.ResistiveError, match=r"perturbation='push'"):
         rn.GeneralizedEP("push")
 

@@ -3,30 +3,62 @@
 from __future__ import annotations
 
 import abc
-import math
-import numbers
 from typing import ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from .problem import LearningError, LearningProblem, _check_synapses
+from .._custom_types import Array
+
+
+class AbstractProblem(eqx.Module):
+    """A learning problem: a physical system whose parameters are trained, the sources that
+    carry its inputs, the outputs it is read at, and a loss.
+
+    `LearningProblem` (transient circuits) and `fracprop.resistive.ResistiveProblem`
+    (resistive networks at steady state) are its two kinds. Every `AbstractEstimator` works
+    through this interface.
+    """
+
+    @abc.abstractmethod
+    def params(self):
+        """The trainable parameters: the pytree that estimators return gradients shaped like."""
+
+    @abc.abstractmethod
+    def mask(self):
+        """Multipliers of the same structure as `params` (0 for parameters kept fixed)."""
+
+    @abc.abstractmethod
+    def check_data(self, inputs, targets) -> tuple[Array, Array, bool]:
+        """``(inputs, targets, batched)`` as arrays, or a clear error for data of the wrong
+        shape; ``batched`` when they carry a leading batch axis."""
+
+    @abc.abstractmethod
+    def loss(self, params, inputs, targets) -> Array:
+        """The loss, averaged over a leading batch axis if there is one."""
+
+    def check_estimator(self, estimator: AbstractEstimator) -> None:
+        """Raise if ``estimator`` cannot estimate this problem's trainable parameters
+        (before anything is traced). The default accepts every estimator."""
 
 
 class AbstractEstimator(eqx.Module):
-    """``estimator(problem, params, inputs, targets) -> grads`` (structure of ``params``)."""
+    """``estimator(problem, params, inputs, targets) -> grads``, shaped like ``params``.
 
-    #: Whether only linear-resistor conductances can be estimated.
-    synapses_only: ClassVar[bool] = True
+    A leading batch axis on the data is averaged, and the result is multiplied by
+    ``problem.mask()``. The same interface serves transient and resistive problems.
+    """
+
+    #: Whether only linear-resistor conductances can be estimated (checked by the problem).
+    synapses_only: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def one(self, problem: LearningProblem, params, inputs, targets):
-        """The estimate for one example (inputs ``(n_in, N+1)``, targets ``(n_out, N+1)``)."""
+    def one(self, problem: AbstractProblem, params, u, t):
+        """The estimate for one example (no batch axis)."""
 
-    def __call__(self, problem: LearningProblem, params, inputs, targets):
-        if self.synapses_only:
-            _check_synapses(problem, type(self).__name__)
+    def __call__(self, problem: AbstractProblem, params, inputs, targets):
+        problem.check_estimator(self)
         return masked_batch_mean(self.one, problem, params, inputs, targets)
 
 
@@ -40,20 +72,3 @@ def masked_batch_mean(one, problem, params, inputs, targets):
     else:
         grads = one(problem, params, u, t)
     return jax.tree.map(lambda g, m: g * m, grads, problem.mask())
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(float(x))
-
-
-def _check_positive(who: str, name: str, value) -> None:
-    if not (_is_number(value) and float(value) > 0):
-        raise LearningError(f"{who} {name}={value!r} must be a positive number")
-
-
-def _check_order(who: str, order) -> None:
-    if not (_is_number(order) and 0 <= float(order) <= 1):
-        raise LearningError(
-            f"{who} order={order!r} is not a recognised contrast order: it must lie in [0, 1] "
-            "(0 pointwise, 0.5 the seed's)"
-        )

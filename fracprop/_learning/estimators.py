@@ -10,6 +10,8 @@ parameter. See DESIGN §5 for what each rule computes and where it can be truste
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import ClassVar, Literal
 
 import equinox as eqx
@@ -30,8 +32,25 @@ from .._fractional.history.base import AbstractHistory
 from .._fractional.kernels import AbstractKernel
 from .._transient.adjoint import replay
 from .._transient.stepper import AbstractAccumulator
-from .base import AbstractEstimator, _check_order, _check_positive
+from .base import AbstractEstimator
 from .problem import LearningError, LearningProblem
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def _check_positive(who: str, name: str, value) -> None:
+    if not (_is_number(value) and float(value) > 0):
+        raise LearningError(f"{who} {name}={value!r} must be a positive number")
+
+
+def _check_order(who: str, order) -> None:
+    if not (_is_number(order) and 0 <= float(order) <= 1):
+        raise LearningError(
+            f"{who} order={order!r} is not a recognised contrast order: it must lie in [0, 1] "
+            "(0 pointwise, 0.5 the seed's)"
+        )
 
 
 def _synapse_branches(problem: LearningProblem) -> np.ndarray:
@@ -198,6 +217,8 @@ class EP(AbstractEstimator):
     (≥ 0), ``symmetric``, ``limit``, ``strength`` (``G`` in siemens or ``C`` in farads).
     """
 
+    synapses_only: ClassVar[bool] = True
+
     beta: float = eqx.field(static=True, default=1e-3)
     nudge: Literal["resistor", "capacitor"] = eqx.field(static=True, default="resistor")
     order: float = eqx.field(static=True, default=0.0)
@@ -264,6 +285,8 @@ class CoupledLearning(AbstractEstimator):
     2026 call it an instance of generalized EP). Its agreement is measured, not assumed.
     """
 
+    synapses_only: ClassVar[bool] = True
+
     eta: float = eqx.field(static=True, default=1e-3)
     order: float = eqx.field(static=True, default=0.0)
 
@@ -309,6 +332,8 @@ class Replay(AbstractEstimator):
     ``order`` selects the filtered loss ``J_γ`` (its error drive is ``∂J_γ/∂v``, computed at
     the outputs from the error traces).
     """
+
+    synapses_only: ClassVar[bool] = True
 
     order: float = eqx.field(static=True, default=0.0)
 

@@ -32,6 +32,7 @@ from .._fractional.kernels import GL, AbstractKernel
 from .._transient.simulate import simulate
 from .._transient.solution import Trajectory
 from .._transient.stepper import AbstractAccumulator, check_checkpoint
+from .base import AbstractProblem
 
 
 class LearningError(ValueError):
@@ -87,7 +88,7 @@ def _parse_selection(circuit: Circuit, trainable) -> tuple[tuple[str, str], ...]
     return tuple(pairs)
 
 
-class LearningProblem(eqx.Module):
+class LearningProblem(AbstractProblem):
     """A circuit to train, its inputs and outputs, the time grid and the trainable parameters.
 
     **Arguments**
@@ -249,6 +250,12 @@ class LearningProblem(eqx.Module):
         return _with_order_classes(circuit, dict(self.order_classes))
 
     # -- data ------------------------------------------------------------------------------
+    def check_estimator(self, estimator) -> None:
+        """Raise `LearningError` if ``estimator`` estimates linear-resistor conductances only
+        (``synapses_only``) and something else is trainable."""
+        if estimator.synapses_only:
+            _check_synapses(self, type(estimator).__name__)
+
     def check_data(self, inputs, targets) -> tuple[Array, Array, bool]:
         """Validate shapes; returns ``(inputs, targets, batched)``."""
         u, t = jnp.asarray(inputs), jnp.asarray(targets)

@@ -56,9 +56,9 @@ from .._circuit.circuit import Circuit
 from .._transient.simulate import simulate
 from .._transient.solution import SimulationError, Trajectory
 from ..experiments.config import ConfigError
-from ..resistive.learning import AbstractDCEstimator, ResistiveProblem
+from ..resistive.learning import ResistiveProblem
 from .base import AbstractEstimator
-from .problem import LearningProblem, _check_synapses
+from .problem import LearningProblem
 
 #: The name of the mesh axis that the batch is split over.
 BATCH_AXIS = "batch"
@@ -288,7 +288,7 @@ def sharded_simulate(
 
 
 def sharded_estimate(
-    estimator: AbstractEstimator | AbstractDCEstimator,
+    estimator: AbstractEstimator,
     problem: LearningProblem | ResistiveProblem,
     params: Any,
     inputs: Any,
@@ -329,8 +329,7 @@ def sharded_estimate(
     device count; the problem's error (`LearningError`, ``ResistiveError``) for data of the
     wrong shape or parameters the estimator cannot estimate.
     """
-    if isinstance(estimator, AbstractEstimator) and estimator.synapses_only:
-        _check_synapses(problem, type(estimator).__name__)
+    problem.check_estimator(estimator)
     u, t, batched = problem.check_data(inputs, targets)
     if not batched:
         raise ValueError(

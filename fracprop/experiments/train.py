@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._learning.base import AbstractEstimator, AbstractProblem
 from .._learning.sharding import _mesh_for, _sharded_loss_and_estimate, sharded_step
 from .checkpoints import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import ConfigError, TrainingDiverged, TrainingError
@@ -181,16 +182,10 @@ class TrainResult:
 
 
 def _check_compatible(estimator, problem) -> None:
-    """Fail before tracing when a transient estimator cannot estimate the trainable set."""
-    from .._learning.base import AbstractEstimator
-    from .._learning.problem import LearningProblem, _check_synapses
-
-    if (
-        isinstance(estimator, AbstractEstimator)
-        and isinstance(problem, LearningProblem)
-        and estimator.synapses_only
-    ):
-        _check_synapses(problem, type(estimator).__name__)
+    """Fail before tracing when the estimator cannot estimate the trainable set (a task may
+    also bring its own problem and estimator callables, which are not checked)."""
+    if isinstance(problem, AbstractProblem) and isinstance(estimator, AbstractEstimator):
+        problem.check_estimator(estimator)
 
 
 def _one_device(tree):

@@ -48,15 +48,13 @@ with its inputs shorted to ground, driven by the current ``e_k`` injected at out
 
 from __future__ import annotations
 
-import abc
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array
-from .._learning.base import masked_batch_mean
+from .._learning.base import AbstractEstimator, AbstractProblem
 from .network import ResistiveError, ResistiveNetwork
 from .solver import DCSolver, _Cfg, _index, _jacobian, _readout_t, _solve_state, _theta, _z
 
@@ -92,7 +90,7 @@ def _parse_outputs(net: ResistiveNetwork, outputs) -> tuple[tuple[int, ...], tup
     return tuple(plus), tuple(minus)
 
 
-class ResistiveProblem(eqx.Module):
+class ResistiveProblem(AbstractProblem):
     r"""A resistive network to train at steady state: inputs, outputs, trainable conductances.
 
     **Arguments**
@@ -257,22 +255,47 @@ class ResistiveProblem(eqx.Module):
 
 
 # -------------------------------------------------------------------------------- estimators
-class AbstractDCEstimator(eqx.Module):
-    """``estimator(problem, params, inputs, targets) -> grads``, shaped like ``params``.
-
-    A leading batch axis on the data is averaged; the result is multiplied by
-    ``problem.mask()`` (untrainable resistors get 0). Works under `jax.jit`.
-    """
-
-    @abc.abstractmethod
-    def one(self, problem: ResistiveProblem, params, u, t) -> dict:
-        """The estimate for one example."""
-
-    def __call__(self, problem: ResistiveProblem, params, inputs, targets) -> dict:
-        return masked_batch_mean(self.one, problem, params, inputs, targets)
+#: The resistive estimators share `fracprop.AbstractEstimator`; this is its former name here.
+AbstractDCEstimator = AbstractEstimator
 
 
-class GeneralizedEP(AbstractDCEstimator):
+def _check_strength(who: str, name: str, s) -> None:
+    if isinstance(s, jax.core.Tracer):
+        return
+    if not (np.ndim(s) == 0 and np.isfinite(float(s)) and float(s) > 0):
+        raise ResistiveError(f"{who} {name}={s!r} must be a positive number")
+
+
+def _contrast(problem: ResistiveProblem, params, u, t, perturbation: str, s, y_free) -> Array:
+    """``Q_e = Δv_e²`` of every resistor in the state perturbed with strength ``s``."""
+    if perturbation == "nudge":
+        x = problem.state(params, u, beta=s, target=t)
+    else:
+        x = problem.state(params, u, clamp=y_free + s * (t - y_free))
+    return problem.edge_voltages(x, u) ** 2
+
+
+def _generalized_ep(problem, params, u, t, perturbation, s, symmetric, limit) -> dict:
+    """The contrast estimate of `GeneralizedEP` for one example (see its docstring)."""
+    dt = jnp.result_type(float)
+    x0 = problem.state(params, u)
+    y_free = problem.readout(x0, u) if perturbation == "clamp" else None
+    if limit:
+        _, dq = jax.jvp(
+            lambda s: _contrast(problem, params, u, t, perturbation, s, y_free),
+            (jnp.asarray(0.0, dt),),
+            (jnp.asarray(1.0, dt),),
+        )
+        return {"g": dq / 2}
+    q_hi = _contrast(problem, params, u, t, perturbation, s, y_free)
+    if symmetric:
+        q_lo, lo = _contrast(problem, params, u, t, perturbation, -s, y_free), -s
+    else:
+        q_lo, lo = problem.edge_voltages(x0, u) ** 2, 0.0
+    return {"g": (q_hi - q_lo) / (2 * (s - lo))}
+
+
+class GeneralizedEP(AbstractEstimator):
     r"""Generalized equilibrium propagation: a contrast between a free and a perturbed state.
 
     Each resistor measures ``Q_e = Δv_e²`` (``2 ∂E/∂g_e``) in the free state and in the
@@ -301,51 +324,55 @@ class GeneralizedEP(AbstractDCEstimator):
             raise ResistiveError(
                 f"GeneralizedEP perturbation={self.perturbation!r}; use 'nudge' or 'clamp'"
             )
-        s = self.strength
-        if isinstance(s, jax.core.Tracer):
-            return
-        if not (np.ndim(s) == 0 and np.isfinite(float(s)) and float(s) > 0):
-            raise ResistiveError(f"GeneralizedEP strength={s!r} must be a positive number")
-
-    def contrast(self, problem: ResistiveProblem, params, u, t, s, y_free=None) -> Array:
-        """``Q_e = Δv_e²`` of every resistor in the state perturbed with strength ``s``."""
-        if self.perturbation == "nudge":
-            x = problem.state(params, u, beta=s, target=t)
-        else:
-            x = problem.state(params, u, clamp=y_free + s * (t - y_free))
-        return problem.edge_voltages(x, u) ** 2
+        _check_strength("GeneralizedEP", "strength", self.strength)
 
     def one(self, problem, params, u, t):
-        dt = jnp.result_type(float)
-        x0 = problem.state(params, u)
-        y_free = problem.readout(x0, u) if self.perturbation == "clamp" else None
-        if self.limit:
-            _, dq = jax.jvp(
-                lambda s: self.contrast(problem, params, u, t, s, y_free),
-                (jnp.asarray(0.0, dt),),
-                (jnp.asarray(1.0, dt),),
-            )
-            return {"g": dq / 2}
-        s = self.strength
-        q_hi = self.contrast(problem, params, u, t, s, y_free)
-        if self.symmetric:
-            q_lo, lo = self.contrast(problem, params, u, t, -s, y_free), -s
-        else:
-            q_lo, lo = problem.edge_voltages(x0, u) ** 2, 0.0
-        return {"g": (q_hi - q_lo) / (2 * (s - lo))}
+        return _generalized_ep(
+            problem, params, u, t, self.perturbation, self.strength, self.symmetric, self.limit
+        )
 
 
-def EP(beta: float = 1e-3, symmetric: bool = False, limit: bool = False) -> GeneralizedEP:
-    """Equilibrium propagation: ``GeneralizedEP("nudge", beta, symmetric, limit)``."""
-    return GeneralizedEP("nudge", beta, symmetric, limit)
+class EP(AbstractEstimator):
+    r"""Equilibrium propagation on a resistive network: `GeneralizedEP` with
+    ``perturbation="nudge"``, strength ``beta``.
+
+    ``(Q(β) − Q(0))/(2β) → dJ/dg_e`` with error O(β); ``symmetric=True`` gives
+    ``(Q(β) − Q(−β))/(4β)``, error O(β²); ``limit=True`` the exact β → 0 limit.
+    """
+
+    beta: float | Array = 1e-3  # a leaf: a JAX scalar sweeps β without retracing
+    symmetric: bool = eqx.field(static=True, default=False)
+    limit: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        _check_strength("EP", "beta", self.beta)
+
+    def one(self, problem, params, u, t):
+        return _generalized_ep(
+            problem, params, u, t, "nudge", self.beta, self.symmetric, self.limit
+        )
 
 
-def CoupledLearning(eta: float = 1e-3, symmetric: bool = False, limit: bool = False):
-    """Coupled learning: ``GeneralizedEP("clamp", eta, symmetric, limit)``."""
-    return GeneralizedEP("clamp", eta, symmetric, limit)
+class CoupledLearning(AbstractEstimator):
+    r"""Coupled learning on a resistive network (Stern et al. 2021): `GeneralizedEP` with
+    ``perturbation="clamp"``, strength ``eta``: outputs held at ``y_k + η (T_k − y_k)``.
+
+    The quotient tends to the gradient preconditioned by the outputs' transfer conductance
+    (a descent direction, not the gradient, for more than one output; module docstring).
+    """
+
+    eta: float | Array = 1e-3
+    symmetric: bool = eqx.field(static=True, default=False)
+    limit: bool = eqx.field(static=True, default=False)
+
+    def __check_init__(self):
+        _check_strength("CoupledLearning", "eta", self.eta)
+
+    def one(self, problem, params, u, t):
+        return _generalized_ep(problem, params, u, t, "clamp", self.eta, self.symmetric, self.limit)
 
 
-class Analytic(AbstractDCEstimator):
+class Analytic(AbstractEstimator):
     r"""The analytic gradient of Lin et al. (2026): ``dJ/dg_e = −Δv_e Δλ_e``, ``K λ = Sᵀ e``.
 
     **What is measured**: only the outputs ``y_k`` of the free state (hence the errors
@@ -371,7 +398,7 @@ class Analytic(AbstractDCEstimator):
         return {"g": -problem.edge_voltages(x, u) * dlam}
 
 
-class Autodiff(AbstractDCEstimator):
+class Autodiff(AbstractEstimator):
     """`jax.grad` of ``J`` through the implicit DC solve (the reference)."""
 
     def one(self, problem, params, u, t):

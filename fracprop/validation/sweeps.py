@@ -9,9 +9,10 @@ from typing import Literal
 
 import jax
 
-from .._learning.estimators import EP, Autodiff, CoupledLearning, Replay
+from .._learning.estimators import EP, Autodiff
 from .._learning.networks import NetworkSpec, regime_problem
 from .._learning.sharding import _mesh_for, sharded_estimate
+from ..experiments import registry
 from ..experiments.config import ConfigError, load_config, to_dict
 from .compare import compare, fit_slope
 
@@ -82,22 +83,15 @@ class ValidationConfig:
             raise ValueError(f"shard={self.shard!r} is not one of 'auto', 'on', 'off'")
 
 
+#: The estimators a validation sweep compares with `jax.grad` (names of the registry's
+#: transient table, `fracprop.experiments.registry`).
 ESTIMATOR_NAMES = ("replay", "ep", "ep_symmetric", "ep_half", "ep_capacitor", "coupled")
 
 
 def make_estimator(name: str, beta: float, eta: float):
-    """Estimator and the loss order of its reference gradient, by name."""
-    table = {
-        "replay": (Replay(), 0.0),
-        "ep": (EP(beta=beta), 0.0),
-        "ep_symmetric": (EP(beta=beta, symmetric=True), 0.0),
-        "ep_half": (EP(beta=beta, order=0.5), 0.5),
-        "ep_capacitor": (EP(beta=beta, nudge="capacitor"), 0.0),
-        "coupled": (CoupledLearning(eta=eta), 0.0),
-    }
-    if name not in table:
-        raise ValueError(f"unknown estimator {name!r}; choose from {', '.join(ESTIMATOR_NAMES)}")
-    return table[name]
+    """Estimator and the loss order of its reference gradient, by registry name."""
+    estimator = registry.make_estimator(name, beta=beta, eta=eta, error=ValueError)
+    return estimator, estimator.order
 
 
 def load_validation_config(path) -> ValidationConfig:
