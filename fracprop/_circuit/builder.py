@@ -123,7 +123,7 @@ class CircuitBuilder:
         alpha: float,
         law: AbstractLaw | None = None,
     ):
-        """Fractional memristor ``i = D^{1−α}[g · s(I^{1−α} v)]`` (DESIGN §1)."""
+        """Fractional memristor ``i = D^{1−α}[g · s(I^{1−α} v)]`` (docs/design.md §1)."""
         params = {"g": _positive(g, "g", name), "alpha": _alpha(alpha, name)}
         return self._add(_Entry("M", name, a, b, params, law=law or Linear()))
 

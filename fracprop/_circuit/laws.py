@@ -7,7 +7,7 @@ and the shape says how the element departs from linearity.
 
 | law | s(x) | capacitor q = C s(v) | inductor i = s(Φ)/L | memristor r = g s(Ψ) |
 |---|---|---|---|---|
-| `Linear()` | x | linear | linear | a resistor (DESIGN §1) |
+| `Linear()` | x | linear | linear | a resistor (docs/design.md §1) |
 | `Tanh(scale)` | scale·tanh(x/scale) | saturating charge | (soft: i saturates) | saturating |
 | `Sinh(scale)` | scale·sinh(x/scale) | hardening | saturating core | expanding |
 | `Cubic(scale)` | x·(1 + (x/scale)²) | hardening | saturating core | expanding |

@@ -1,4 +1,4 @@
-r"""Convolution-quadrature kernels for fractional operators (DESIGN §2).
+r"""Convolution-quadrature kernels for fractional operators (docs/design.md §2).
 
 A kernel turns a fractional operator of order ``a`` into a discrete convolution on the uniform
 grid ``t_n = n h``:
@@ -126,7 +126,7 @@ class FBDF2(AbstractKernel):
     terms are rematerialised, so reverse mode stores O(N) values per order, not 48 N.
 
     On its own the scheme is only first order for solutions that behave like :math:`t^\alpha`
-    near ``t = 0`` (DESIGN §2); second order needs `starting_weights`.
+    near ``t = 0`` (docs/design.md §2); second order needs `starting_weights`.
 
     The weights are the GL weights filtered by the 49 taps :math:`(3/2)^a 3^{-m} g_m`
     (`gl_taps`), so the `SOE` history represents their far part with GL's exponential modes.

@@ -5,7 +5,7 @@ under `jax.jit` and `jax.vmap`, and averages over a leading batch axis of the da
 
 Two-phase local rules (`EP`, `CoupledLearning`, `Replay`) estimate gradients with respect to
 linear-resistor conductances (the synapses); `Autodiff` and `FiniteDifference` handle any
-parameter. See DESIGN §5 for what each rule computes and where it can be trusted.
+parameter. See docs/design.md §5 for what each rule computes and where it can be trusted.
 """
 
 from __future__ import annotations
@@ -146,7 +146,9 @@ def _rows(values: Array, dt, scale=1.0) -> tuple[_SampledRow, ...]:
 def _with_targets(
     circuit: Circuit, outputs, targets, dt, kind: str, strength, kernel: AbstractKernel
 ) -> Circuit:
-    """Couple every output to its target by a nudge element of the given strength (DESIGN §5).
+    """Couple every output to its target by a nudge element of strength ``strength``.
+
+    See docs/design.md §5.
 
     Written in Norton form, so no node is added: a resistor ``S`` from the output to a target
     voltage ``T`` is a conductance ``S`` to ground plus an injected current ``S·T``; a
@@ -190,16 +192,16 @@ def _with_clamps(circuit: Circuit, outputs, values, dt) -> Circuit:
 
 # ----------------------------------------------------------------------------------------- EP
 class EP(AbstractEstimator):
-    r"""Two-phase equilibrium-propagation estimator of the seed (Kendall 2021, eq. 33).
+    r"""Two-phase equilibrium-propagation estimator of Kendall (2021), eq. 33.
 
     A free run (β = 0) and a nudged run in which each output ``k`` is coupled to its target
-    ``T_k(t)`` by an element of strength β: a resistor of conductance ``β·G`` (default; the
-    seed's first resolution of its imaginary unit) or a capacitor ``β·C`` (the seed's literal
-    form with the imaginary unit dropped). Each synapse accumulates, online,
+    ``T_k(t)`` by an element of strength β: a resistor of conductance ``β·G`` (default;
+    Kendall (2021)'s first resolution of its imaginary unit) or a capacitor ``β·C`` (the
+    paper's literal form with the imaginary unit dropped). Each synapse accumulates, online,
 
     .. math::  Q_l(β) = \sum_{n=1}^{N} dt\, \big((I^\gamma v_l)[n]\big)^2
 
-    (γ = ½ is the seed's ∫(ᶜD^{1/2}Φ_l)² dt, γ = 0 the pointwise ∫v_l² dt), and
+    (γ = ½ is Kendall (2021)'s ∫(ᶜD^{1/2}Φ_l)² dt, γ = 0 the pointwise ∫v_l² dt), and
 
     .. math::  \hat g_l = \frac{Q_l(β) - Q_l(0)}{2 S β}  \quad\text{(one-sided)},\qquad
                \hat g_l = \frac{Q_l(β) - Q_l(-β)}{4 S β}  \quad\text{(symmetric)},
@@ -209,8 +211,8 @@ class EP(AbstractEstimator):
 
     With resistor nudging it estimates ``dJ_γ/dg_l``. It is exact only in the quasi-static
     limit (input frequency × node time constant ωτ → 0) and **biased when the dynamics are
-    fast** (DESIGN §5: cosine −0.5 at ωτ ≈ 1.5): forward-in-time nudging yields the forward
-    sensitivity, whereas the gradient needs the adjoint, which runs backwards in time. The
+    fast** (docs/design.md §5: cosine −0.70 at ωτ = 1): forward-in-time nudging yields the
+    forward sensitivity, whereas the gradient needs the adjoint, which runs backwards in time. The
     one-sided error in β is O(β), the symmetric one O(β²).
 
     **Arguments**: ``beta`` (> 0), ``nudge`` (``"resistor"`` or ``"capacitor"``), ``order`` γ
@@ -309,7 +311,7 @@ class CoupledLearning(AbstractEstimator):
 
 # ------------------------------------------------------------------------------------- Replay
 class Replay(AbstractEstimator):
-    r"""Time-reversed replay: the adjoint network (Director & Rohrer 1969; DESIGN §5).
+    r"""Time-reversed replay: the adjoint network (Director & Rohrer 1969; docs/design.md §5).
 
     The free run records, at every step and for every element, its own branch voltage and
     its incremental conductance ``g_b[n] = ∂i_b[n]/∂v_b[n]`` (what each element must record

@@ -163,7 +163,7 @@ def _perturb(params, rng, size):
     return jax.tree.map(f, params)
 
 
-#: The named performance case of the benchmarks (issue "Performance"): 16 sampled voltage
+#: The named performance case of the benchmarks: 16 sampled voltage
 #: inputs, 64 hidden neurons (capacitor ∥ tanh fractional memristor α = ½, to ground), 4 output
 #: nodes with capacitors, 16·64 + 64·4 = 1280 linear synapses all-to-all between layers, every
 #: node time constant τ = 1 (so inputs of angular frequency 1 give ωτ ≈ 1).

@@ -1,6 +1,6 @@
 r"""Learning problems: a circuit, trainable parameters, sampled inputs, targets and the loss.
 
-The loss over the time grid ``t_n = n·dt`` is the right-point rule of DESIGN §5,
+The loss over the time grid ``t_n = n·dt`` is the right-point rule of docs/design.md §5,
 
 .. math::  J = \tfrac12 \sum_{n=1}^{N} dt \sum_k (v_k[n] - T_k[n])^2,
 

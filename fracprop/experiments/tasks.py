@@ -12,9 +12,9 @@ Dynamic tasks (transient, on `fracprop.LearningProblem`):
   with every synapse conductance scaled by ``1 + perturbation·U(−1, 1)``.
 - ``temporal``: the target is a filtered copy of the input that depends on its past: the
   output of a fractional low-pass filter ``T = u − E`` where ``E`` solves
-  ``τ_T^α ᶜD^α T = u − T`` from rest (a fractional RC, DESIGN §4), or a pure delay.
+  ``τ_T^α ᶜD^α T = u − T`` from rest (a fractional RC, docs/design.md §4), or a pure delay.
 
-Static tasks (DC steady state, on `fracprop.resistive.ResistiveProblem`; issue 6 and Kendall
+Static tasks (DC steady state, on `fracprop.resistive.ResistiveProblem`; Kendall
 et al. 2020):
 
 - ``allostery``, ``regression``, ``iris_resistive``: linear resistive networks (Lin et al. 2026);
@@ -233,9 +233,9 @@ class TeacherStudent(_NetworkOptions):
 def fractional_lowpass(u: np.ndarray, dt: float, tau: float, alpha: float) -> jax.Array:
     """Output of a fractional RC low-pass driven by ``u`` from rest (rows are signals).
 
-    A resistor ``R = 1`` into a constant-phase element ``C_α = τ^α`` (DESIGN §1): the capacitor
-    voltage ``y`` solves ``τ^α ᶜD^α y = u − y``, whose step response is ``1 − E_α(−(t/τ)^α)``
-    (DESIGN §4). Simulated with fracprop's own GL stepper.
+    A resistor ``R = 1`` into a constant-phase element ``C_α = τ^α`` (docs/design.md §1): the
+    capacitor voltage ``y`` solves ``τ^α ᶜD^α y = u − y``, whose step response is
+    ``1 − E_α(−(t/τ)^α)`` (docs/design.md §4). Simulated with fracprop's own GL stepper.
     """
     b = CircuitBuilder("fractional low-pass")
     b.vsource("V", "in", "0", 0.0)

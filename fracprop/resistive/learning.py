@@ -36,7 +36,7 @@ not the gradient, unless ``R`` is a multiple of the identity (for one output it 
 gradient times the output's driving-point conductance ``1/R``). Lin et al. (2026) call
 both *generalized EP*: a contrast between a free and a perturbed state.
 
-**Analytic gradient** (Lin et al. 2026; DESIGN §5). With ``K`` the Jacobian of KCL at the
+**Analytic gradient** (Lin et al. 2026; docs/design.md §5). With ``K`` the Jacobian of KCL at the
 free state (``L_FF`` for a linear network), ``K λ = ∂J/∂v = Sᵀ e`` and
 
 .. math::  \frac{dJ}{dg_e} = −Δv_e\, Δλ_e ,

@@ -4,7 +4,7 @@ A `ResistiveNetwork` is an edge list. Node 0 is ground; the *input* nodes are he
 voltages (ideal voltage sources to ground, one value per input and example); every other node
 is *free*. Linear edges are resistors ``i_e = g_e Δv_e`` (``Δv_e = v_src − v_dst``); optional
 diode edges carry ``i_d = IS (exp(Δv_d/(N Vt)) − 1) + gmin Δv_d`` (SPICE's Shockley law with
-``Vt`` at 27 °C and ``gmin = 1e-12`` S in parallel, DESIGN §1).
+``Vt`` at 27 °C and ``gmin = 1e-12`` S in parallel, docs/design.md §1).
 
 Kirchhoff's current law at the free nodes is the residual this module solves,
 

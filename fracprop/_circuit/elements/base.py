@@ -5,7 +5,7 @@ them) and the topology as static tuples. A two-terminal *branch* group maps its 
 ``v_b = v[a] − v[b]`` to the branch currents flowing from ``a`` to ``b`` through the element;
 the map is elementwise, so the incremental conductances come from one `jax.jvp`.
 
-Transient laws on the grid ``t_n = n h`` (DESIGN §1–§2):
+Transient laws on the grid ``t_n = n h`` (docs/design.md §1–§2):
 
 * resistor ``i = g v``;
 * diode ``i = IS (exp(v / (N Vt)) − 1) + gmin v`` (Shockley, SPICE's ``gmin = 1e-12`` S);
@@ -13,7 +13,7 @@ Transient laws on the grid ``t_n = n h`` (DESIGN §1–§2):
   weights (`AbstractKernel.integer_weights`): backward Euler ``[1, −1]`` for `GL`, BDF2
   ``[3/2, −2, 1/2]`` after one backward-Euler step for `FBDF2`;
 * inductor ``i = s(Φ) / L``, ``Σ_k w_k Φ_{n−k} = h v_n`` with the same weights;
-* fractional memristor (seed eqs. 12–15) ``i = ᶜD^{1−α}[r̂(I^{1−α} v)]`` with ``r̂ = g s``:
+* fractional memristor (Kendall 2021, eqs. 12–15) ``i = ᶜD^{1−α}[r̂(I^{1−α} v)]`` with ``r̂ = g s``:
   ``Ψ_n = h^{1−α} Σ_k w^{(−(1−α))}_k v_{n−k}`` and
   ``i_n = h^{−(1−α)} Σ_k w^{(1−α)}_k (r̂(Ψ_{n−k}) − r̂(0))``;
 * constant-phase element ``i = C_α ᶜD^α v``: ``i_n = C_α h^{−α} Σ_k w^{(α)}_k (v_{n−k} − v_0)``.

@@ -93,7 +93,9 @@ def _checked_orders(group):
 
 @branch_group
 class Memristors(AbstractBranchGroup):
-    r"""Ψ-controlled fractional memristors of order α ∈ (0, 1] (seed eqs. 12–15, DESIGN §1).
+    r"""Ψ-controlled fractional memristors of order α ∈ (0, 1] (docs/design.md §1).
+
+    The law of Kendall (2021), eqs. 12–15, for any order α.
 
     ``i = ᶜD^{1−α}[r̂(Ψ)]`` with ``Ψ = I^{1−α} v`` and ``r̂(Ψ) = g s(Ψ)``. Each memristor owns
     two history channels: ``v`` (for ``I^{1−α}``) and ``r̂(Ψ) − r̂(0)`` (for ``D^{1−α}``). With
@@ -163,7 +165,7 @@ class Memristors(AbstractBranchGroup):
         raise RuntimeError("fractional memristors have no DC operating point; start from rest")
 
     # Adjoint of i = D^{1−α}[r̂(I^{1−α} v)]: the reverse order I^{1−α} ∘ r̂'(Ψ) ∘ D^{1−α},
-    # each convolution read backwards in time (DESIGN §5). In reversed time τ:
+    # each convolution read backwards in time (docs/design.md §5). In reversed time τ:
     #   ν[τ] = h^{α−1} (d_0 μ[τ] + Σ_{j≥1} d_j μ[τ−j]),   ζ[τ] = r̂'(Ψ)[τ] ν[τ],
     #   ι[τ] = h^{1−α} (a_0 ζ[τ] + Σ_{j≥1} a_j ζ[τ−j]),
     # with d the D^{1−α} weights, a the I^{1−α} weights and r̂'(Ψ_n) = g[n] / (a_0 d_0), g[n]

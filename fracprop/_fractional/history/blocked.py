@@ -127,7 +127,7 @@ class _DenseState(eqx.Module):
 
 
 class Dense(AbstractHistory):
-    r"""Exact history with the far field as block matrix products (DESIGN §2, "dense").
+    r"""Exact history with the far field as block matrix products (docs/design.md §3, "Dense").
 
     Time is cut into blocks of ``B`` steps. The history sum of a step ``n = m + i`` in the block
     starting at ``m`` (``0 ≤ i < B``) splits into a far field, the values before the block, and

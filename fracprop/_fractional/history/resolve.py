@@ -40,7 +40,7 @@ def resolve_history(
     SOE keeps the work per step and the gradient memory per step independent of N, at a
     relative error of about 1e-12 on the far weights; HLS keeps the work per step O(log² N)
     and conductance gradients O(C·N) in all. Measured with ``benchmarks/history.py`` on the
-    benchmark network (128 channels of 2 orders, 2-core CPU, commit b3a0334): Exact / SOE /
+    benchmark network (128 channels of 2 orders, 2-core CPU): Exact / SOE /
     HLS 0.43 / 0.33 / 0.25 s at N = 1024, 0.89 / 0.47 / 0.56 s at N = 2048, 2.0 / 0.89 /
     0.92 s at N = 4096, 30 / 3.9 / 3.1 s at N = 16384.
 

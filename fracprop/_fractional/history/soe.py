@@ -32,7 +32,7 @@ def soe_nodes(tol: float, near: int, steps: int) -> tuple[np.ndarray, float, flo
 def gl_soe_coefficients(orders: Array, v: np.ndarray, dv: float) -> tuple[Array, Array]:
     r"""Sum-of-exponentials for the GL weights: ``w_j ≈ Σ_k c_k s_k^j`` for ``j ≥ 2``.
 
-    From ``w_j = −(sin πa/π) ∫₀¹ s^{j−1} s^{−a} (1−s)^a ds`` (DESIGN §2) with
+    From ``w_j = −(sin πa/π) ∫₀¹ s^{j−1} s^{−a} (1−s)^a ds`` (docs/design.md §3) with
     ``s = exp(−e^v)`` and the trapezoid rule in ``v``:
     ``c_k = −(sin πa/π) Δv s_k^{−a} (1 − s_k)^a e^{v_k}``. The tail below the last node is the
     continuation of the same trapezoid sum with ``s ≈ 1`` and ``(1−s)^a e^v ≈ e^{(1+a)v}``,
@@ -64,7 +64,7 @@ class _SOEState(eqx.Module):
 
 
 class SOE(AbstractHistory):
-    r"""Exact near field plus a sum of exponentials for the far field (DESIGN §2).
+    r"""Exact near field plus a sum of exponentials for the far field (docs/design.md §3).
 
     ``H[n] = Σ_{j=1}^{L} w_j x[n−j] + Σ_k c_k F_k[n]`` with
     ``F_k[n] = Σ_{j>L} s_k^j x[n−j]``, updated by ``F_k[n+1] = s_k (F_k[n] + s_k^L x[n−L])``.
