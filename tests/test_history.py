@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import fracprop as fp
-from fracprop._fractional.history import AUTO_SOE_STEPS, gl_soe_coefficients, soe_nodes
+from fracprop._fractional.history import AUTO_SOE_STEPS
+from fracprop._fractional.history.soe import gl_soe_coefficients, soe_nodes
 
 
 @pytest.mark.parametrize("order", [0.5, -0.5, 0.3, -0.3, 0.9, -0.9, 0.05, -0.99])

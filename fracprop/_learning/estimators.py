@@ -49,7 +49,7 @@ def _check_order(who: str, order) -> None:
     if not (_is_number(order) and 0 <= float(order) <= 1):
         raise LearningError(
             f"{who} order={order!r} is not a recognised contrast order: it must lie in [0, 1] "
-            "(0 pointwise, 0.5 the seed's)"
+            "(0 pointwise, 0.5 the contrast of Kendall 2021)"
         )
 
 

@@ -41,12 +41,7 @@ or an instance) into a backend.
 from .base import AbstractHistory as AbstractHistory
 from .base import ChannelLayout as ChannelLayout
 from .base import channel_layout as channel_layout
-from .blocked import HLS as HLS
-from .blocked import Dense as Dense
-from .exact import Exact as Exact
 from .resolve import AUTO_SOE_STEPS as AUTO_SOE_STEPS
+from .resolve import BACKENDS as BACKENDS
 from .resolve import HISTORY_CHOICES as HISTORY_CHOICES
 from .resolve import resolve_history as resolve_history
-from .soe import SOE as SOE
-from .soe import gl_soe_coefficients as gl_soe_coefficients
-from .soe import soe_nodes as soe_nodes

@@ -14,7 +14,15 @@ from .soe import SOE
 AUTO_SOE_STEPS = 1024
 
 
-HISTORY_CHOICES = ("auto", "exact", "dense", "hls", "soe")
+#: Every history backend by the name that ``history=`` accepts (with ``"auto"``).
+BACKENDS: dict[str, type[AbstractHistory]] = {
+    "exact": Exact,
+    "dense": Dense,
+    "hls": HLS,
+    "soe": SOE,
+}
+
+HISTORY_CHOICES = ("auto", *BACKENDS)
 
 
 def _has_gl_taps(kernel: AbstractKernel) -> bool:
@@ -60,10 +68,9 @@ def resolve_history(
         if steps <= AUTO_SOE_STEPS:
             return Exact()
         return SOE() if _has_gl_taps(kernel) else HLS()
-    named = {"exact": Exact, "dense": Dense, "hls": HLS, "soe": SOE}
-    if name not in named:
+    if name not in BACKENDS:
         raise ValueError(
             f"history={history!r} is not a history backend; choose one of {choices} "
             "or pass an AbstractHistory instance"
         )
-    return named[name]()
+    return BACKENDS[name]()
