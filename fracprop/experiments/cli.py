@@ -195,9 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     import fracprop
 
     parser = argparse.ArgumentParser(prog="fracprop", description=__doc__)
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {fracprop.__version__}"
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {fracprop.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sim = sub.add_parser(
         "simulate",
