@@ -1,4 +1,4 @@
-"""The issue's GPU run: batched forward pass and checkpointed, microbatched gradient at scale.
+"""One-GPU run: batched forward pass and checkpointed, microbatched gradient at scale.
 
 Case: `fracprop.BENCHMARK_NETWORK` (16 sampled inputs, 64 tanh fractional-memristor neurons
 α = ½, 4 outputs, 1280 trainable synapses, ωτ ≈ 1, horizon 20 τ), SOE history (tol 1e-12,

@@ -1,4 +1,4 @@
-"""Regime table: every gradient estimator against jax.grad, by ωτ (DESIGN §5).
+"""Regime table: every gradient estimator against jax.grad, by ωτ (see docs/design.md).
 
 Network: `fracprop.layered_network` (2 sampled inputs, hidden neurons = capacitor ∥ tanh
 fractional memristor α = ½ to ground, 1 output with a capacitor, resistor synapses), every node

@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         "soe": (fp.SOE(tol=1e-12), True),
     }
     # Correctness gates, checked before any time is reported: the exact backends agree with
-    # each other to round-off, SOE (tol 1e-12) to the 1e-9.
+    # each other to round-off, SOE (tol 1e-12) to 1e-9.
     bounds = {"naive": 1e-12, "naive_per_channel": 1e-12, "hls": 1e-12, "soe": 1e-9}
     rows = []
     for case, build in (("scalar", scalar_case), ("network", network_case)):

@@ -1,11 +1,11 @@
 """Benchmark: fracprop against its peers, fdeint (fractional ODEs) and circulax (JAX circuits).
 
-Two comparisons, each measured in this one run (DESIGN §6-7):
+Two comparisons, each measured in this one run:
 
 **fdeint** (PyTorch, `FDEint.FDEint`, Caputo FDE ``D^α y = f(t, y)`` by the Diethelm
 predictor-corrector (PECE, Adams-Bashforth-Moulton product trapezoid) that sums the full
 history every step, O(N²)), on the scalar relaxation ``D^{1/2} y = −λ y, y(0) = 1`` on
-``[0, T]``, λ = 1, T = 1, whose exact solution is ``y = erfcx(λ √t)`` (DESIGN §4). fracprop
+``[0, T]``, λ = 1, T = 1, whose exact solution is ``y = erfcx(λ √t)``. fracprop
 solves it as a circuit: a unit step through ``R = 1/λ`` into a CPE (``C_α = 1``, α = ½) from
 rest, so ``v_out = 1 − E_{1/2}(−λ√t) = 1 − erfcx(λ√t)`` and ``y = 1 − v_out`` (GL convolution
 quadrature, order 1, MNA + Newton per step; history backend `Exact`, and `SOE` when fracprop has

@@ -19,7 +19,7 @@ float64, 1e-5 in float32).
 
 Columns: ``steps_per_s = N * batch / min_s`` (time steps of all lanes together) and
 ``channel_steps_per_s = steps_per_s * history channels`` (8 per fractional circuit; empty for
-the integer case, which has none), the unit of DESIGN §6.
+the integer case, which has none).
 
 Usage::
 

@@ -1,5 +1,7 @@
 """fracprop: differentiable fractional-order circuits and local learning rules in JAX."""
 
+import importlib.metadata
+
 from . import experiments as experiments
 from . import resistive as resistive
 from . import validation as validation
@@ -90,3 +92,9 @@ from .experiments.tasks import TASKS as TASKS
 from .experiments.tasks import AbstractTask as AbstractTask
 from .experiments.tasks import TaskData as TaskData
 from .experiments.tasks import register_task as register_task
+
+# The version is declared once, in pyproject.toml.
+try:
+    __version__ = importlib.metadata.version("fracprop")
+except importlib.metadata.PackageNotFoundError:  # a source checkout that is not installed
+    __version__ = "0+unknown"

@@ -15,9 +15,9 @@
 # %% [markdown]
 # # fracprop quick start: a fractional RC circuit
 #
-# A resistor R in series with a constant-phase element (CPE, `i = C_α ᶜD^α v`, DESIGN §1),
+# A resistor R in series with a constant-phase element (CPE, `i = C_α ᶜD^α v`),
 # driven by a 1 V step at t = 0+. We build it with `fp.CircuitBuilder`, simulate it with
-# `fp.simulate`, check it against its closed form (DESIGN §4), take a `jax.grad` through the
+# `fp.simulate`, check it against its closed form, take a `jax.grad` through the
 # whole trajectory, and build the same circuit from a SPICE netlist.
 #
 # Set `FRACPROP_SMOKE=1` for the small CI run and `FRACPROP_NOTEBOOK_OUT=DIR` to save the
@@ -77,10 +77,10 @@ print(circuit)
 #
 # `fp.simulate` solves the modified nodal equations on the grid t_n = n·dt. The fractional
 # derivative is the Grünwald–Letnikov convolution D^α x(t_n) ≈ h^{−α} Σ_k w_k x_{n−k},
-# w_0 = 1, w_k = w_{k−1}(1 − (α+1)/k) (DESIGN §2). Circuits with fractional elements start
+# w_0 = 1, w_k = w_{k−1}(1 − (α+1)/k). Circuits with fractional elements start
 # from rest.
 #
-# The exact step response is (DESIGN §4)
+# The exact step response is
 #
 # $$v_C(t) = V\,\bigl(1 - E_\alpha(-t^\alpha/(R C_\alpha))\bigr),\qquad
 #   E_{1/2}(-x) = \operatorname{erfcx}(x),$$

@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Where each learning rule can be trusted: the ωτ regime map
 #
-# A learning problem (DESIGN §5) has the loss over the simulated trajectory
+# A learning problem (see docs/design.md) has the loss over the simulated trajectory
 #
 # $$J = \tfrac12 \sum_n dt \sum_k (v_k[n] - T_k[n])^2$$
 #
@@ -151,7 +151,7 @@ print("all claims hold")
 # ## Reading the map
 #
 # - **Replay** is exact everywhere: the circuit is reciprocal, so the adjoint of the step map
-#   is the same circuit on reversed time (Tellegen's theorem, DESIGN §5). Its relative error
+#   is the same circuit on reversed time (Tellegen's theorem). Its relative error
 #   is round-off.
 # - **EP** is a forward-in-time contrast. In the quasi-static limit the forward sensitivity
 #   and the adjoint coincide, and EP points along the gradient. In the dynamic regime the

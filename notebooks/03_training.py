@@ -18,8 +18,8 @@
 # The dynamic teacher–student task (`configs/teacher_student.yaml`): a random 2-4-1 teacher
 # with tanh fractional memristor neurons (α = ½) turns multi-sine inputs into targets, and the
 # student starts from the teacher's synapses perturbed by ±30 %. We train the student with
-# the exact adjoint network `Replay` (DESIGN §5, equal to `jax.grad` to round-off) and with
-# one-sided `EP` (Kendall eq. 33), once at ωτ = 1 and once quasi-statically (ωτ = 0.01).
+# the exact adjoint network `Replay` (equal to `jax.grad` to round-off) and with
+# one-sided `EP` (Kendall 2021, eq. 33), once at ωτ = 1 and once quasi-statically (ωτ = 0.01).
 # EP estimates the gradient only in the quasi-static limit; at ωτ = 1 its estimate is biased
 # and training with it does not reduce the loss.
 #

@@ -113,3 +113,12 @@ def test_default_validate_config_is_the_builtin_default():
 
     path = Path(__file__).parent.parent / "configs" / "validate.yaml"
     assert load_validation_config(path) == ValidationConfig()
+
+
+def test_version_flag_prints_the_package_version(capsys):
+    import fracprop
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"fracprop {fracprop.__version__}"

@@ -192,7 +192,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import fracprop
+
     parser = argparse.ArgumentParser(prog="fracprop", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {fracprop.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sim = sub.add_parser(
         "simulate",

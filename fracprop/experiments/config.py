@@ -8,8 +8,6 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 T = TypeVar("T")
 
 
@@ -127,8 +125,21 @@ def load_config(cls: type[T], path: str | Path) -> T:
     return from_dict(cls, read_yaml(path), source=str(path))
 
 
+def _yaml():
+    """The ``yaml`` module (PyYAML, part of the ``experiments`` extra), imported on first use."""
+    try:
+        import yaml
+    except ImportError:
+        raise ImportError(
+            "reading YAML configs needs PyYAML: install fracprop[experiments] "
+            "(pip install 'fracprop[experiments]')"
+        ) from None
+    return yaml
+
+
 def read_yaml(path: str | Path):
     """The data of a YAML file; a missing file or bad YAML is a `ConfigError`."""
+    yaml = _yaml()
     path = Path(path)
     try:
         text = path.read_text()
