@@ -104,7 +104,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _default_validate_config() -> Path | None:
     """``configs/validate.yaml`` of a source checkout, if there is one."""
-    here = Path(__file__).resolve().parent.parent / "configs" / "validate.yaml"
+    here = Path(__file__).resolve().parents[2] / "configs" / "validate.yaml"
     return here if here.exists() else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import types
 import typing
 from pathlib import Path
@@ -125,16 +126,21 @@ def load_config(cls: type[T], path: str | Path) -> T:
     return from_dict(cls, read_yaml(path), source=str(path))
 
 
-def _yaml():
-    """The ``yaml`` module (PyYAML, part of the ``experiments`` extra), imported on first use."""
+def optional_module(name: str, purpose: str):
+    """The module ``name`` of the ``experiments`` extra, imported on first use, or an
+    `ImportError` that says to install the extra."""
     try:
-        import yaml
+        return importlib.import_module(name)
     except ImportError:
         raise ImportError(
-            "reading YAML configs needs PyYAML: install fracprop[experiments] "
+            f"{purpose} needs {name}: install fracprop[experiments] "
             "(pip install 'fracprop[experiments]')"
         ) from None
-    return yaml
+
+
+def _yaml():
+    """The ``yaml`` module (PyYAML, part of the ``experiments`` extra), imported on first use."""
+    return optional_module("yaml", "reading YAML configs")
 
 
 def read_yaml(path: str | Path):

@@ -35,7 +35,7 @@ import numpy as np
 from .._learning.base import AbstractEstimator, AbstractProblem
 from .._learning.sharding import _mesh_for, _sharded_loss_and_estimate, sharded_step
 from .checkpoints import CHECKPOINT, load_checkpoint, save_checkpoint
-from .config import ConfigError, TrainingDiverged, TrainingError
+from .config import ConfigError, TrainingDiverged, TrainingError, optional_module
 from .plots import _plots
 from .tasks import TaskData, TaskError
 from .train_config import (
@@ -97,7 +97,7 @@ def make_step(problem, estimator, optimizer, mask, constraints: Constraints, mes
     computes the loss and the estimate of its own rows (`jax.shard_map`), and the
     per-example values are gathered and averaged as on one device.
     """
-    import optax
+    optax = optional_module("optax", "training")
 
     def loss_and_grads(params, inputs, targets):
         if mesh is None:

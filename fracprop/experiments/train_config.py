@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from .config import ConfigError, from_dict, read_yaml, to_dict
+from .config import ConfigError, from_dict, optional_module, read_yaml, to_dict
 from .tasks import TASKS, AbstractTask, TaskError
 
 
@@ -35,7 +35,7 @@ class OptimizerConfig:
     options: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        import optax
+        optax = optional_module("optax", "training")
 
         if not isinstance(self.options, dict):
             raise ValueError(f"optimizer.options={self.options!r} must be a mapping")
@@ -46,7 +46,7 @@ class OptimizerConfig:
             raise ValueError(f"optimizer.learning_rate={self.learning_rate} must be positive")
 
     def make(self):
-        import optax
+        optax = optional_module("optax", "training")
 
         try:
             return getattr(optax, self.name)(self.learning_rate, **self.options)
@@ -74,8 +74,8 @@ class _Settings:
     """Every field of a `TrainConfig` but the task (parsed generically by `from_dict`)."""
 
     estimator: EstimatorConfig
-    optimizer: OptimizerConfig = OptimizerConfig()
-    constraints: Constraints = Constraints()
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    constraints: Constraints = dataclasses.field(default_factory=Constraints)
     steps: int = 300
     batch_size: int = 4
     eval_every: int = 25
