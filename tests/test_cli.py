@@ -122,3 +122,11 @@ def test_version_flag_prints_the_package_version(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"fracprop {fracprop.__version__}"
+
+
+def test_validate_without_config_finds_the_checkout_default():
+    # In a source checkout, `fracprop validate` with no CONFIG runs configs/validate.yaml.
+    from fracprop.experiments.cli import _default_validate_config
+
+    path = _default_validate_config()
+    assert path is not None and path.name == "validate.yaml" and path.parent.name == "configs"
