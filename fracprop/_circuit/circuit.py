@@ -161,8 +161,59 @@ class Circuit(eqx.Module):
         return circuit
 
     # -- listing --------------------------------------------------------------------------
+    def parameters(self) -> dict[str, object]:
+        """Every parameter by name, ``{"R1.g": value, "M1.alpha": value, ...}``.
+
+        The keys are ``ELEMENT.field`` (``ELEMENT.law.field`` for the fields of a law), the
+        values the entries of this tree for that element: for a circuit its parameters, for
+        a gradient (an estimator's result, or ``jax.grad`` with respect to a circuit) the
+        derivatives. Leaves that are ``None`` (parameters not selected, as in
+        `LearningProblem.params`) are left out; a leaf that is not an array with one entry
+        per element (e.g. after ``jax.tree.map(jnp.shape, ...)``) is given for the whole group
+        under ``GROUP.field``.
+        """
+        out: dict[str, object] = {}
+        for g in (*self.groups, self.vsources, self.isources):
+            if len(g) == 0:
+                continue
+            flat = jax.tree_util.tree_flatten_with_path(g, is_leaf=_whole_value)[0]
+            for path, x in flat:
+                if x is None:
+                    continue
+                field = jax.tree_util.keystr(path, simple=True, separator=".")
+                if eqx.is_array(x) and x.ndim >= 1 and x.shape[0] == len(g):
+                    for k, name in enumerate(g.names):
+                        out[f"{name}.{field}"] = x[k]
+                else:
+                    out[f"{g.kind}.{field}"] = x
+        return out
+
+    def _is_physical(self) -> bool:
+        """Whether every leaf is a concrete floating array (a circuit, not a partial tree or a
+        tree of other values), so that the element listing with units applies."""
+        leaves = jax.tree_util.tree_leaves(self, is_leaf=_whole_value)
+        return all(
+            eqx.is_array(x)
+            and not isinstance(x, jax.core.Tracer)
+            and jnp.issubdtype(x.dtype, jnp.inexact)
+            for x in leaves
+        )
+
     def __str__(self) -> str:
-        lines = [f"Circuit {self.title!r}" if self.title else "Circuit"]
+        title = f" {self.title!r}" if self.title else ""
+        if not self._is_physical():
+            # A partial tree (trainable parameters, a gradient) or a tree of other values:
+            # named entries, no units.
+            lines = [f"Circuit{title} parameters:"]
+            for key, value in self.parameters().items():
+                if eqx.is_array(value) and not isinstance(value, jax.core.Tracer):
+                    value = np.asarray(value)
+                    text = f"{float(value):.6g}" if value.size == 1 else str(value)
+                else:
+                    text = repr(value)
+                lines.append(f"  {key} = {text}")
+            return "\n".join(lines)
+        lines = [f"Circuit{title}"]
         lines.append(f"  nodes ({self.n_nodes}): {', '.join(self.node_names)}  [ground: 0]")
         for g in (*self.groups, self.vsources, self.isources):
             if len(g) == 0:
@@ -172,11 +223,16 @@ class Circuit(eqx.Module):
                 a, b = g.nodes[k]
                 na = "0" if a < 0 else self.node_names[a]
                 nb = "0" if b < 0 else self.node_names[b]
-                lines.append(f"    {name:<10} {na:>8} -> {nb:<8} {_row(g, k)}")
+                lines.append(f"    {name:<10} {na:>8} -> {nb:<8} {g.row(k)}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return self.__str__()
+
+
+def _whole_value(x) -> bool:
+    """Leaves of a listing: ``None`` and shapes (tuples of ints) stay whole."""
+    return x is None or (isinstance(x, tuple) and all(isinstance(i, int) for i in x))
 
 
 def _with_order_classes(circuit: Circuit, changes: dict[int, tuple[int, ...] | None]) -> Circuit:
@@ -195,16 +251,3 @@ def _ground_to_end(pairs, n_nodes):
     arr = np.asarray(pairs, dtype=np.int32).reshape(-1, 2)
     arr = np.where(arr < 0, n_nodes, arr)
     return arr[:, 0], arr[:, 1]
-
-
-def _row(group, k: int) -> str:
-    """Parameter text of element ``k``; for partial trees (trainable parameters or gradients,
-    with ``None`` at the other leaves) the leaves that are present."""
-    leaves = jax.tree_util.tree_flatten_with_path(group, is_leaf=lambda x: x is None)[0]
-    if all(x is not None for _, x in leaves):
-        return group.row(k)
-    parts = []
-    for path, x in leaves:
-        if eqx.is_array(x) and x.ndim >= 1 and x.shape[0] > k:
-            parts.append(f"{jax.tree_util.keystr(path).lstrip('.')}={float(x[k]):.6g}")
-    return " ".join(parts) or "-"
