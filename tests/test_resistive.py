@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
+import fracprop as fp
 import fracprop.resistive as rn
 from fracprop._circuit.elements import GMIN, VT_27C
 
@@ -352,3 +353,43 @@ def test_iris_trains_with_analytic_gradient():
     for _ in range(100):
         p = step(p)
     assert float(problem.loss(p, x, y)) < 0.5 * before
+
+
+# ------------------------------------------------------------ networks written as netlists
+_DECK = """diode divider
+V1 in 0 2
+V2 0 ref 0.5
+R1 in mid 1k
+R2 mid ref 2k
+D1 mid out DM
+R3 out 0 10k
+.model DM D(IS=1e-14 N=1.5)
+.end
+"""
+
+
+def test_network_from_netlist_matches_the_circuit_operating_point():
+    net = rn.ResistiveNetwork.from_netlist(_DECK)
+    assert net.node_names == ("0", "in", "ref", "mid", "out")
+    assert net.inputs == (net.node("in"), net.node("ref"))
+    assert net.input_values == (2.0, -0.5)  # V2's + terminal is ground
+    v = rn.dc_solve(net, jnp.asarray(net.input_values))
+    circuit = fp.parse_netlist(_DECK).circuit
+    x, ok, _ = fp.dc_operating_point(circuit, jnp.zeros(()))
+    assert bool(ok)
+    for k, name in enumerate(circuit.node_names):
+        np.testing.assert_allclose(float(v[net.node(name)]), float(x[k]), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "card, message",
+    [
+        ("C1 mid 0 1u", "C1 is a capacitor"),
+        ("I1 mid 0 1m", "I1 is a current source"),
+        ("V3 mid out 1", "V3 connects two nodes"),
+    ],
+)
+def test_network_from_netlist_refuses_other_elements(card, message):
+    deck = _DECK.replace(".model", card + "\n.model")
+    with pytest.raises(rn.ResistiveError, match=message):
+        rn.ResistiveNetwork.from_netlist(deck)

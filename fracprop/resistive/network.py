@@ -3,6 +3,8 @@ input sources at steady state."""
 
 from __future__ import annotations
 
+import os
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -10,6 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from .._circuit.circuit import Circuit
+from .._circuit.elements.static import Diodes, Resistors
 from .._custom_types import Array
 
 
@@ -88,8 +92,24 @@ class ResistiveNetwork(eqx.Module):
     is_: Array  # (D,)
     n: Array  # (D,)
     pos: Array  # (n_nodes,) position of each node in z = [free nodes, ground, inputs]
+    #: Names of the nodes (``node_names[0]`` is ground), when built from a circuit.
+    node_names: tuple[str, ...] | None = eqx.field(static=True, default=None)
+    #: Values of the input sources at t = 0, when built from a circuit (same order as inputs).
+    input_values: tuple[float, ...] | None = eqx.field(static=True, default=None)
 
-    def __init__(self, n_nodes: int, edges, g, inputs, diodes=None, is_=1e-14, n=1.0):
+    def __init__(
+        self,
+        n_nodes: int,
+        edges,
+        g,
+        inputs,
+        diodes=None,
+        is_=1e-14,
+        n=1.0,
+        *,
+        node_names: tuple[str, ...] | None = None,
+        input_values: tuple[float, ...] | None = None,
+    ):
         if not isinstance(n_nodes, int | np.integer) or n_nodes < 2:
             raise ResistiveError(f"n_nodes={n_nodes!r} must be an integer ≥ 2 (node 0 is ground)")
         n_nodes = int(n_nodes)
@@ -122,6 +142,92 @@ class ResistiveNetwork(eqx.Module):
         self.n_free = len(free)
         self.edges, self.diodes = jnp.asarray(e, jnp.int32), jnp.asarray(d, jnp.int32)
         self.pos = jnp.asarray(pos, jnp.int32)
+        self.node_names = None if node_names is None else tuple(node_names)
+        self.input_values = None if input_values is None else tuple(input_values)
+
+    @classmethod
+    def from_circuit(cls, circuit: Circuit) -> ResistiveNetwork:
+        """The network of a `fracprop.Circuit` of linear resistors, diodes and voltage sources.
+
+        Node ``k`` of the circuit (``circuit.node_names[k]``) is node ``k + 1`` here, ground
+        node 0 (``node_names`` keeps the names; `node` looks one up). Every voltage source must
+        connect a node to ground: that node is an input, in the order of the sources, and the
+        node's voltage at ``t = 0`` is kept in ``input_values`` (the inputs themselves are
+        given at solve time). Diodes keep their ``IS`` and ``N``.
+
+        **Raises** `ResistiveError` for any other element (capacitors, inductors, memristors,
+        CPEs, current sources, resistors with a nonlinear law) or a voltage source that does
+        not connect a node to ground.
+        """
+        edges, g, diodes, is_, n = [], [], [], [], []
+        for grp in circuit.groups:
+            pairs = [(a + 1, b + 1) for a, b in grp.nodes]  # ground -1 becomes node 0
+            if isinstance(grp, Resistors):
+                edges += pairs
+                g += [float(x) for x in np.asarray(grp.g)]
+            elif isinstance(grp, Diodes):
+                diodes += pairs
+                is_ += [float(x) for x in np.asarray(grp.is_)]
+                n += [float(x) for x in np.asarray(grp.n)]
+            else:
+                raise ResistiveError(
+                    f"{grp.names[0]} is a {grp.kind[:-1].lower()}: a resistive network holds "
+                    "linear resistors, diodes and voltage sources to ground only"
+                )
+        if len(circuit.isources):
+            raise ResistiveError(
+                f"{circuit.isources.names[0]} is a current source: a resistive network's inputs "
+                "are voltage sources to ground"
+            )
+        inputs, values = [], []
+        for name, (a, b), wave in zip(
+            circuit.vsources.names, circuit.vsources.nodes, circuit.vsources.waveforms
+        ):
+            if (a < 0) == (b < 0):
+                raise ResistiveError(
+                    f"voltage source {name} connects two nodes; the inputs of a resistive "
+                    "network are voltage sources from a node to ground (V name node 0 value)"
+                )
+            # "V name node 0 E" holds the node at +E; "V name 0 node E" at −E.
+            node, sign = (a, 1.0) if b < 0 else (b, -1.0)
+            inputs.append(node + 1)
+            values.append(sign * float(wave(jnp.zeros(()))))
+        return cls(
+            circuit.n_nodes + 1,
+            edges,
+            g,
+            inputs,
+            diodes=diodes or None,
+            is_=is_ or 1e-14,
+            n=n or 1.0,
+            node_names=("0", *circuit.node_names),
+            input_values=tuple(values),
+        )
+
+    @classmethod
+    def from_netlist(cls, netlist: str | os.PathLike) -> ResistiveNetwork:
+        """`from_circuit` of a SPICE deck's text, or of the file at a path: R, D (with a
+        ``.model D``) and V cards, the first line the title."""
+        from .._circuit.netlist import load_netlist, parse_netlist
+
+        if isinstance(netlist, os.PathLike) or (
+            isinstance(netlist, str) and "\n" not in netlist and os.path.exists(netlist)
+        ):
+            deck = load_netlist(netlist)
+        else:
+            deck = parse_netlist(netlist)
+        return cls.from_circuit(deck.circuit)
+
+    def node(self, name: str) -> int:
+        """The index of the node called ``name`` (networks built from a circuit)."""
+        if self.node_names is None:
+            raise ResistiveError("this network was built from indices; its nodes have no names")
+        key = name.lower()
+        if key in ("0", "gnd"):
+            return 0
+        if key not in self.node_names:
+            raise ResistiveError(f"unknown node {name!r}; nodes are {', '.join(self.node_names)}")
+        return self.node_names.index(key)
 
     @property
     def n_edges(self) -> int:
