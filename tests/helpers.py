@@ -18,6 +18,16 @@ import fracprop as fp
 
 NETLISTS = Path(__file__).parent / "netlists"
 
+# The lists the tests parametrize over, each with ids for pytest.
+#: Every convolution-quadrature kernel.
+KERNELS = (fp.GL(), fp.FBDF2())
+KERNEL_IDS = ("GL", "FBDF2")
+#: The blocked exact history backends (their block and leaf sizes at the defaults).
+BLOCKED_BACKENDS = (fp.Dense(), fp.HLS())
+BLOCKED_IDS = ("Dense", "HLS")
+#: The transient estimators with their default settings.
+ESTIMATORS = (fp.Autodiff(), fp.Replay(), fp.EP(), fp.CoupledLearning())
+
 
 def tree_allclose(x, y, *, rtol=1e-5, atol=1e-8) -> bool:
     same = eqx.tree_equal(jax.tree.structure(x), jax.tree.structure(y))

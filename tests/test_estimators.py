@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import ESTIMATORS, KERNEL_IDS, KERNELS
 
 import fracprop as fp
 from fracprop.validation import ValidationConfig, beta_sweep
@@ -259,7 +260,7 @@ def test_ep_half_order_matches_filtered_autodiff_quasi_static(omega_tau):
     assert cosine(ep, ad) >= 0.9999
 
 
-@pytest.mark.parametrize("kernel", [fp.GL(), fp.FBDF2()], ids=["GL", "FBDF2"])
+@pytest.mark.parametrize("kernel", KERNELS, ids=KERNEL_IDS)
 def test_half_order_contrast_is_the_fractional_integral_of_the_run(kernel):
     # EP's online contrast Q_l = Σ_{n=1}^{N} dt ((I^{1/2} v_l)[n])² must equal the same sum
     # computed afterwards from the stored run with `fractional_integral` (the full convolution,
@@ -355,7 +356,7 @@ _VARIANTS = [
     pytest.param(fp.EP(nudge="capacitor"), marks=_slow, id="EP(nudge='capacitor')"),
     pytest.param(fp.FiniteDifference(), marks=_slow, id="FiniteDifference()"),
 ]
-ALL = [fp.Autodiff(), fp.Replay(), fp.EP(), fp.CoupledLearning(), *_VARIANTS]
+ALL = [*ESTIMATORS, *_VARIANTS]
 JIT_BATCH = [
     fp.Autodiff(),
     fp.Replay(),

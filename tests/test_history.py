@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import BLOCKED_BACKENDS, BLOCKED_IDS
 
 import fracprop as fp
 from fracprop._fractional.history import AUTO_SOE_STEPS
@@ -160,7 +161,7 @@ def _conductance_grad_temp_bytes(history, steps):
     return compiled.memory_analysis().temp_size_in_bytes
 
 
-@pytest.mark.parametrize("backend", [fp.Dense(), fp.HLS()], ids=["Dense", "HLS"])
+@pytest.mark.parametrize("backend", BLOCKED_BACKENDS, ids=BLOCKED_IDS)
 def test_blocked_backends_conductance_gradient_memory_is_linear(backend):
     # The far-field update is a conditional on the step counter; reverse mode through it
     # stored the selected branch's weight data (O(C·N)) at every step, O(C·N²) in all (slope
@@ -214,7 +215,7 @@ def test_blocked_backends_match_exact_on_random_inputs(backend, steps):
     assert _rel(out, ref) <= 1e-12
 
 
-@pytest.mark.parametrize("backend", [fp.Dense(), fp.HLS()], ids=["dense", "hls"])
+@pytest.mark.parametrize("backend", BLOCKED_BACKENDS, ids=BLOCKED_IDS)
 def test_blocked_backends_default_sizes_other_kernel_and_empty_start(backend):
     # Default block/leaf, the FBDF2 kernel, several levels (N = 700 > 16 leaves), and no push
     # at n = 0 (the circuit stepper starts from rest and never pushes x[0]).

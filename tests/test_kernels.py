@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import mpmath
 import numpy as np
 import pytest
-from helpers import mittag_leffler
+from helpers import KERNEL_IDS, KERNELS, mittag_leffler
 from scipy.special import erfcx
 
 import fracprop as fp
@@ -97,7 +97,7 @@ def test_fbdf2_batched_orders():
         np.testing.assert_allclose(w[idx], FBDF2().weights(orders[idx], 50), rtol=4e-15, atol=0)
 
 
-@pytest.mark.parametrize("kernel", [GL(), FBDF2()], ids=["GL", "FBDF2"])
+@pytest.mark.parametrize("kernel", KERNELS, ids=KERNEL_IDS)
 @pytest.mark.parametrize("a", [0.3, 0.5, 0.9, 1.7])
 def test_orders_a_and_minus_a_are_inverse(kernel, a):
     # δ(ζ)^a δ(ζ)^{−a} = 1, so the truncated convolution is the unit impulse, to round-off
@@ -163,7 +163,7 @@ def test_gl_unchanged():
 # ---------------------------------------------------------------------- starting weights
 
 
-@pytest.mark.parametrize("kernel", [GL(), FBDF2()], ids=["GL", "FBDF2"])
+@pytest.mark.parametrize("kernel", KERNELS, ids=KERNEL_IDS)
 def test_starting_weights_make_powers_exact(kernel):
     a, gammas, steps = 0.5, (0.5, 1.0, 1.5), 300
     s = starting_weights(kernel, a, gammas, steps)
@@ -318,7 +318,7 @@ def _fractional_rc(lam: float, element: str):
 
 
 @pytest.mark.parametrize("history", ["exact", "hls"])
-@pytest.mark.parametrize("kernel", [GL(), FBDF2()], ids=["GL", "FBDF2"])
+@pytest.mark.parametrize("kernel", KERNELS, ids=KERNEL_IDS)
 def test_stepper_solves_the_kernels_discrete_equations(kernel, history):
     # The R–CPE circuit's steps are the kernel's convolution quadrature of D^½ y = −λ y, the
     # same linear equations `solve_linear_fde(..., n_start=0)` solves: equal to round-off
@@ -332,7 +332,7 @@ def test_stepper_solves_the_kernels_discrete_equations(kernel, history):
     np.testing.assert_allclose(y, np.asarray(ref), rtol=0, atol=1e-13)
 
 
-@pytest.mark.parametrize("kernel", [GL(), FBDF2()], ids=["GL", "FBDF2"])
+@pytest.mark.parametrize("kernel", KERNELS, ids=KERNEL_IDS)
 def test_linear_memristor_is_a_resistor_under_every_kernel(kernel):
     # i = D^{1−α}[g I^{1−α} v] = g v when the kernel's weights of orders ±(1−α) are convolution
     # inverses (GL and FBDF2 both), provided the current steps use each order's own w_0:

@@ -4,9 +4,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from helpers import every_element_circuit
 
 import fracprop as fp
-from helpers import every_element_circuit
 
 
 def _problem():
@@ -16,9 +16,7 @@ def _problem():
     b.resistor("R2", "out", "0", 4.0)
     b.capacitor("C1", "out", "0", 0.5)
     steps, dt = 20, 0.05
-    problem = fp.LearningProblem(
-        b.build(), inputs=("V0",), outputs=("out",), dt=dt, steps=steps
-    )
+    problem = fp.LearningProblem(b.build(), inputs=("V0",), outputs=("out",), dt=dt, steps=steps)
     ts = np.arange(steps + 1) * dt
     u = jnp.asarray(np.sin(3 * ts))[None]
     return problem, u, 0.3 * u
