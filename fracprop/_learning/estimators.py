@@ -348,7 +348,13 @@ class Replay(AbstractEstimator):
         out = problem.output_indices()
         v_out = traj.v[:, out]
         drive = jax.grad(lambda v: problem.loss_from_outputs(v, targets, self.order))(v_out)
-        mu = replay(circuit, problem, traj.g_branch, drive, out)
+        setup = StepSetup(
+            dt=jnp.asarray(problem.dt, traj.g_branch.dtype),
+            steps=problem.steps,
+            kernel=problem.kernel,
+            history=problem.history,
+        )
+        mu = replay(circuit, setup, traj.g_branch, drive, out)
         a, b = circuit.incidence()
         v_aug = jnp.concatenate([traj.v, jnp.zeros((traj.v.shape[0], 1), traj.v.dtype)], 1)
         syn = _synapse_branches(problem)

@@ -55,7 +55,6 @@ from jax.sharding import PartitionSpec as P
 from .._circuit.circuit import Circuit
 from .._transient.simulate import simulate
 from .._transient.solution import SimulationError, Trajectory
-from ..experiments.config import ConfigError
 from ..resistive.learning import ResistiveProblem
 from .base import AbstractEstimator
 from .problem import LearningProblem
@@ -93,26 +92,6 @@ def _batch_size(mesh: Mesh) -> int:
             "(build one with batch_mesh())"
         )
     return int(mesh.shape[BATCH_AXIS])
-
-
-def _mesh_for(shard: str, batch_size: int, what: str = "batch_size") -> Mesh | None:
-    """The batch mesh for a config's ``shard: on | auto | off``, or ``None`` for one device.
-
-    ``auto`` shards when there are several devices and ``batch_size`` is a multiple of their
-    number; ``on`` always builds the mesh and raises `ConfigError` (naming ``what``) when it
-    is not a multiple; ``off`` never shards.
-    """
-    if shard not in ("on", "auto", "off"):
-        raise ConfigError(f"shard={shard!r} is not one of 'on', 'auto', 'off'")
-    devices = jax.device_count()
-    if shard == "off" or (shard == "auto" and (devices == 1 or batch_size % devices)):
-        return None
-    if batch_size % devices:
-        raise ConfigError(
-            f"shard='on' needs {what} ({batch_size}) to be a multiple of the "
-            f"{devices} visible devices"
-        )
-    return batch_mesh()
 
 
 def _place(x, sharding: NamedSharding):

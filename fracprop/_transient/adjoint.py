@@ -8,15 +8,21 @@ import numpy as np
 
 from .._circuit.circuit import Circuit
 from .._circuit.elements.base import StepSetup
-from .._learning.problem import LearningProblem
 from .mna import _MNA
 
 
-def replay(circuit: Circuit, problem: LearningProblem, g_branch, drive, out_nodes):
-    """Run the adjoint network backwards; returns μ_b[n] for every branch, shape (N+1, nb)."""
-    steps = problem.steps
-    dt = jnp.asarray(problem.dt, g_branch.dtype)
-    setup = StepSetup(dt=dt, steps=steps, kernel=problem.kernel, history=problem.history)
+def replay(circuit: Circuit, setup: StepSetup, g_branch, drive, out_nodes):
+    """Run the adjoint network of ``circuit`` backwards over the grid of ``setup``.
+
+    **Arguments**: ``g_branch`` the forward run's incremental branch conductances
+    ``(N + 1, branches)`` (`Trajectory.g_branch`); ``drive`` the error currents ``∂ℓ/∂v``
+    injected from ground into the nodes ``out_nodes``, shape ``(N + 1, len(out_nodes))``.
+
+    **Returns** the adjoint branch voltages ``μ_b[n]`` in forward order, shape
+    ``(N + 1, branches)`` (row 0 is zero).
+    """
+    steps = setup.steps
+    dt = setup.dt
     n = circuit.n_nodes
     # Same topology; the only current sources are the error currents injected from ground
     # into the output nodes (the circuit's own current sources are open in the replay).

@@ -9,6 +9,11 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
+import jax
+from jax.sharding import Mesh
+
+from .._learning.sharding import batch_mesh
+
 T = TypeVar("T")
 
 
@@ -169,3 +174,23 @@ def to_dict(obj) -> dict:
         return x
 
     return plain(dataclasses.asdict(obj))
+
+
+def mesh_for(shard: str, batch_size: int, what: str = "batch_size") -> Mesh | None:
+    """The batch mesh for a config's ``shard: on | auto | off``, or ``None`` for one device.
+
+    ``auto`` shards when there are several devices and ``batch_size`` is a multiple of their
+    number; ``on`` always builds the mesh and raises `ConfigError` (naming ``what``) when it
+    is not a multiple; ``off`` never shards.
+    """
+    if shard not in ("on", "auto", "off"):
+        raise ConfigError(f"shard={shard!r} is not one of 'on', 'auto', 'off'")
+    devices = jax.device_count()
+    if shard == "off" or (shard == "auto" and (devices == 1 or batch_size % devices)):
+        return None
+    if batch_size % devices:
+        raise ConfigError(
+            f"shard='on' needs {what} ({batch_size}) to be a multiple of the "
+            f"{devices} visible devices"
+        )
+    return batch_mesh()

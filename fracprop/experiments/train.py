@@ -33,9 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._learning.base import AbstractEstimator, AbstractProblem
-from .._learning.sharding import _mesh_for, _sharded_loss_and_estimate, sharded_step
+from .._learning.sharding import _sharded_loss_and_estimate, sharded_step
 from .checkpoints import CHECKPOINT, load_checkpoint, save_checkpoint
-from .config import ConfigError, TrainingDiverged, TrainingError, optional_module
+from .config import ConfigError, TrainingDiverged, TrainingError, mesh_for, optional_module
 from .plots import _plots
 from .tasks import TaskData, TaskError
 from .train_config import (
@@ -287,7 +287,7 @@ def train(
     opt_state = opt.init(params)
     base = data.problem.mask() if hasattr(data.problem, "mask") else None
     mask = partial_mask(params, cfg.train_fraction, cfg.seed, base)
-    mesh = _mesh_for(cfg.shard, cfg.batch_size, "batch_size")
+    mesh = mesh_for(cfg.shard, cfg.batch_size, "batch_size")
     step_fn = make_step(data.problem, estimator, opt, mask, cfg.constraints, mesh)
     loss_fn = eqx.filter_jit(data.problem.loss)
     predict_fn = eqx.filter_jit(data.predict) if data.predict is not None else None

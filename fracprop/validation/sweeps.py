@@ -11,9 +11,9 @@ import jax
 
 from .._learning.estimators import EP, Autodiff
 from .._learning.networks import NetworkSpec, regime_problem
-from .._learning.sharding import _mesh_for, sharded_estimate
+from .._learning.sharding import sharded_estimate
 from ..experiments import registry
-from ..experiments.config import ConfigError, load_config, to_dict
+from ..experiments.config import ConfigError, load_config, mesh_for, to_dict
 from .compare import compare, fit_slope
 
 
@@ -109,7 +109,7 @@ def load_validation_config(path) -> ValidationConfig:
 
 def _mesh(cfg: ValidationConfig):
     """The batch mesh of ``cfg.shard`` and ``cfg.batch``, or ``None`` (one device)."""
-    return _mesh_for(cfg.shard, cfg.batch, "batch")
+    return mesh_for(cfg.shard, cfg.batch, "batch")
 
 
 def _problem(cfg: ValidationConfig, omega_tau, **kwargs):
