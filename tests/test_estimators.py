@@ -1,4 +1,4 @@
-"""Gradient estimators against the reference gradient (float64; DESIGN §5).
+"""Gradient estimators against the reference gradient (float64; docs/design.md §5).
 
 Pairwise checks: `Autodiff` (jax.grad through the trajectory) against central finite differences
 and jax.jacfwd; `Replay` (adjoint network) against `Autodiff`; `EP` and `CoupledLearning`
@@ -194,7 +194,7 @@ def test_replay_exact_on_linear_fractional_network(omega_tau):
 def test_replay_exact_with_fbdf2_kernel(kind, omega_tau):
     # FBDF2: the capacitors and inductors step with BDF2 after one backward-Euler step, the
     # CPE and memristors convolve with FBDF2 weights. The replay applies the transpose of that
-    # step map (DESIGN §5), so it is still the exact adjoint: only round-off (linear) or the
+    # step map (docs/design.md §5), so it is still the exact adjoint: only round-off (linear) or the
     # Newton tolerance (nonlinear) separates it from jax.grad, as with GL above. Measured:
     # 7.0e-16 and 9.1e-16 (linear, ωτ = 0.01 and 10), 7.1e-16 (nonlinear, ωτ = 1).
     problem, u, targets = circuit_problem(kind, omega_tau)
@@ -245,7 +245,7 @@ def test_ep_matches_autodiff_quasi_static(omega_tau):
     params = problem.params()
     ep = fp.EP(beta=1e-3)(problem, params, u, targets)
     ad = fp.Autodiff()(problem, params, u, targets)
-    # EP is exact as ωτ → 0 up to its O(β) bias and an O(ωτ) dynamic bias (DESIGN §5).
+    # EP is exact as ωτ → 0 up to its O(β) bias and an O(ωτ) dynamic bias (docs/design.md §5).
     # Measured 0.99993 (ωτ = 1e-3) and 0.99996 (ωτ = 1e-2) at steps = 200.
     assert cosine(ep, ad) >= 0.9999
 
@@ -256,7 +256,7 @@ def test_ep_half_order_matches_filtered_autodiff_quasi_static(omega_tau):
     params = problem.params()
     ep = fp.EP(beta=1e-3, order=0.5)(problem, params, u, targets)
     ad = fp.Autodiff(order=0.5)(problem, params, u, targets)
-    # The seed's I^{1/2} contrast estimates dJ_{1/2}/dg. Measured 0.99999998 and 0.99998.
+    # Kendall (2021)'s I^{1/2} contrast estimates dJ_{1/2}/dg. Measured 0.99999998 and 0.99998.
     assert cosine(ep, ad) >= 0.9999
 
 
@@ -310,7 +310,7 @@ def test_ep_biased_in_dynamic_regime_while_replay_exact():
     ad = fp.Autodiff()(problem, params, u, targets)
     ep = fp.EP(beta=1e-3)(problem, params, u, targets)
     rp = fp.Replay()(problem, params, u, targets)
-    # Documents the known bias (DESIGN §5: forward nudging gives the forward sensitivity, not
+    # Documents the known bias (docs/design.md §5: forward nudging gives the forward sensitivity, not
     # the adjoint). Measured cosine −0.70; any value below 0.5 shows it is not the gradient.
     assert cosine(ep, ad) < 0.5
     # The replay is the adjoint: exact up to the Newton tolerance (measured 5e-16).
@@ -645,7 +645,7 @@ def _ep_temp_bytes(steps):
 
 
 def test_ep_temporary_memory_does_not_grow_with_steps():
-    # DESIGN §5: EP accumulates Q online, and with the SOE history its state is O(K + L)
+    # docs/design.md §5: EP accumulates Q online, and with the SOE history its state is O(K + L)
     # (K grows like log N). The sampled inputs and targets are arguments, read in place: a
     # copy of them inside the jitted estimator (6 float64 per step here, plus the scanned step
     # indices) gave slope 0.30 on this network between these sizes; measured now: 0.013.

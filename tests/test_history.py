@@ -13,7 +13,7 @@ from fracprop._fractional.history.soe import gl_soe_coefficients, soe_nodes
 
 @pytest.mark.parametrize("order", [0.5, -0.5, 0.3, -0.3, 0.9, -0.9, 0.05, -0.99])
 def test_soe_reproduces_far_gl_weights(order):
-    # DESIGN §2: ~100 modes and L = 128 match exact GL to ~1e-13 for N ≤ 65536.
+    # docs/design.md §3: ~100 modes and L = 128 match exact GL to ~1e-13 for N ≤ 65536.
     steps, near = 65536, 128
     w = np.asarray(fp.GL().weights(jnp.asarray([order]), steps))[0]
     v, dv, _ = soe_nodes(1e-12, near, steps)
@@ -132,7 +132,7 @@ def _grad_temp_bytes(history, steps, kernel=fp.GL()):
 
 
 def test_gradient_memory_grows_linearly_with_soe():
-    # DESIGN §3: a full-history scan stores O(N) per step in reverse mode (O(N²) in all) when
+    # docs/design.md §6: a full-history scan stores O(N) per step in reverse mode (O(N²) in all) when
     # the weights are differentiated (here w.r.t. a memristor's α); the SOE carry is O(K + L),
     # so its compiled temporary memory must grow like N.
     sizes = [256, 512, 1024]

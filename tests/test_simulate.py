@@ -11,13 +11,13 @@ from scipy.special import erfcx
 import fracprop as fp
 
 # ------------------------------------------------------------------ fractional RC step response
-# v_C(t) = V (1 − E_α(−t^α / (R C_α))) (DESIGN §4); with R = C_α = 1 the time constant is 1 s.
+# v_C(t) = V (1 − E_α(−t^α / (R C_α))) (docs/design.md §4); with R = C_α = 1 the time constant is 1 s.
 T_END = 5.0  # five time constants
 
 
 def _ml_reference(alpha, ts):
     if alpha == 0.5:
-        # E_{1/2}(−x) = erfcx(x) (DESIGN §4)
+        # E_{1/2}(−x) = erfcx(x) (docs/design.md §4)
         return 1.0 - erfcx(np.sqrt(ts))
     return np.array([1.0 - mittag_leffler(alpha, -(t**alpha)) for t in ts])
 
@@ -42,11 +42,11 @@ def test_fractional_rc_matches_mittag_leffler(alpha):
     errs = np.array(errs)  # (sizes, probes)
     final_error_4096 = errs[-1, -1]
     errs = errs.max(axis=1)
-    # GL is first order away from t = 0 (DESIGN §2): the fitted slope lies in [0.9, 1.1].
+    # GL is first order away from t = 0 (docs/design.md §2): the fitted slope lies in [0.9, 1.1].
     slope = -np.polyfit(np.log(sizes), np.log(errs), 1)[0]
     assert 0.9 <= slope <= 1.1, (slope, errs)
     # At N = 4096 over five time constants, the error at the end of the run (t = 5τ, the
-    # convention of DESIGN §2's measurements) is below 1e-4·V. (The largest error over the
+    # convention of docs/design.md §2's measurements) is below 1e-4·V. (The largest error over the
     # probes, at t = 1.25τ, is 1.2e-4·V for α = 0.7: the kernel is first order.)
     assert final_error_4096 <= 1e-4, final_error_4096
 
@@ -94,7 +94,7 @@ def test_rc_reaches_alpha_one_backward_euler():
     np.testing.assert_allclose(np.asarray(traj.node("out")), v, rtol=1e-13, atol=1e-15)
 
 
-# --------------------------------------------------------------- memristor identities (DESIGN §1)
+# --------------------------------------------------------------- memristor identities (docs/design.md §1)
 def _memristor_or_resistor(kind, alpha=0.6):
     b = fp.CircuitBuilder()
     b.vsource("V1", "in", "0", fp.Sin(0.0, 1.0, 3.0))

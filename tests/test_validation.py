@@ -296,7 +296,7 @@ def test_run_validation_and_write_report(tmp_path):
     ep = {
         r["omega_tau"]: r["cosine"] for r in report["sweeps"]["omega_tau"] if r["estimator"] == "ep"
     }
-    assert ep[1.0] < ep[0.01]  # EP degrades in the dynamic regime (DESIGN §5)
+    assert ep[1.0] < ep[0.01]  # EP degrades in the dynamic regime (docs/design.md §5)
     beta = report["beta"]
     assert beta["omega_tau"] == 1.0 and len(beta["rows"]) == 2 * 3
     assert set(beta["slopes"]) == {"one_sided", "symmetric"}
