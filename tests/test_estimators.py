@@ -310,7 +310,7 @@ def test_ep_biased_in_dynamic_regime_while_replay_exact():
     ad = fp.Autodiff()(problem, params, u, targets)
     ep = fp.EP(beta=1e-3)(problem, params, u, targets)
     rp = fp.Replay()(problem, params, u, targets)
-    # Documents the known bias (docs/design.md §5: forward nudging gives the forward sensitivity, not
+    # Documents the known bias (design §5: forward nudging gives the forward sensitivity, not
     # the adjoint). Measured cosine −0.70; any value below 0.5 shows it is not the gradient.
     assert cosine(ep, ad) < 0.5
     # The replay is the adjoint: exact up to the Newton tolerance (measured 5e-16).

@@ -132,7 +132,7 @@ def _grad_temp_bytes(history, steps, kernel=fp.GL()):
 
 
 def test_gradient_memory_grows_linearly_with_soe():
-    # docs/design.md §6: a full-history scan stores O(N) per step in reverse mode (O(N²) in all) when
+    # design §6: a full-history scan stores O(N) per step in reverse mode (O(N²) in all) when
     # the weights are differentiated (here w.r.t. a memristor's α); the SOE carry is O(K + L),
     # so its compiled temporary memory must grow like N.
     sizes = [256, 512, 1024]

@@ -1,4 +1,5 @@
-"""Kernels, Lubich starting weights and their convergence order on D^α y = −λ y (docs/design.md §2, §4).
+"""Kernels, Lubich starting weights and their convergence order on D^α y = −λ y
+(docs/design.md §2, §4).
 
 Measured errors at t = 1 (float64, T = 1, y0 = 1), N = 256 … 4096, and fitted orders:
 

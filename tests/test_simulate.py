@@ -11,7 +11,8 @@ from scipy.special import erfcx
 import fracprop as fp
 
 # ------------------------------------------------------------------ fractional RC step response
-# v_C(t) = V (1 − E_α(−t^α / (R C_α))) (docs/design.md §4); with R = C_α = 1 the time constant is 1 s.
+# v_C(t) = V (1 − E_α(−t^α / (R C_α))) (docs/design.md §4); with R = C_α = 1 the time
+# constant is 1 s.
 T_END = 5.0  # five time constants
 
 
@@ -94,7 +95,7 @@ def test_rc_reaches_alpha_one_backward_euler():
     np.testing.assert_allclose(np.asarray(traj.node("out")), v, rtol=1e-13, atol=1e-15)
 
 
-# --------------------------------------------------------------- memristor identities (docs/design.md §1)
+# ------------------------------------------------- memristor identities (docs/design.md §1)
 def _memristor_or_resistor(kind, alpha=0.6):
     b = fp.CircuitBuilder()
     b.vsource("V1", "in", "0", fp.Sin(0.0, 1.0, 3.0))
