@@ -180,7 +180,7 @@ def time_calls(call, repeats: int) -> list[float]:
 
 
 def check_traj(traj, label: str) -> None:
-    if not np.all(np.asarray(traj.result) == fp.RESULTS.successful):
+    if not traj.ok:
         raise SystemExit(f"{label}: fracprop simulation failed: {traj.message()}")
     if not np.all(np.isfinite(np.asarray(traj.v))):
         raise SystemExit(f"{label}: non-finite node voltages")

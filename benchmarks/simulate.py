@@ -151,8 +151,7 @@ def make_runner(steps: int, dtype, batched: bool):
 
 
 def check(traj, label: str) -> None:
-    result = np.asarray(traj.result)
-    if not np.all(result == fp.RESULTS.successful):
+    if not traj.ok:
         raise SystemExit(f"{label}: simulation failed: {traj.message()}")
     for name in ("v", "i_vsrc"):
         x = np.asarray(getattr(traj, name))

@@ -70,6 +70,8 @@ from ._progress import AbstractProgress as AbstractProgress
 from ._progress import NoProgress as NoProgress
 from ._progress import TextProgress as TextProgress
 from ._transient.dc import dc_operating_point as dc_operating_point
+from ._transient.options import NewtonOptions as NewtonOptions
+from ._transient.options import SaveAt as SaveAt
 from ._transient.simulate import simulate as simulate
 from ._transient.solution import RESULTS as RESULTS
 from ._transient.solution import SimulationError as SimulationError

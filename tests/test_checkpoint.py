@@ -49,7 +49,7 @@ def test_trajectory_bitwise_equal(k):
     segment; k ≥ N is the single scan."""
     problem, u, _ = problem_at(STEPS)
     params = problem.params()
-    kw = dict(save_currents=True, save_conductances=True)
+    kw = dict(saveat=fp.SaveAt(currents=True, conductances=True))
     ref = problem.simulate(params, u, checkpoint=None, **kw)
     got = problem.simulate(params, u, checkpoint=k, **kw)
     assert ref.ok and got.ok

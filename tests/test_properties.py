@@ -71,7 +71,7 @@ def passive_circuits(draw, kinds=("R", "C", "L", "D", "M", "P"), linear=False):
 @settings(**SETTINGS)
 @given(passive_circuits())
 def test_kcl_holds_at_every_node_and_step(circuit):
-    traj = fp.simulate(circuit, dt=DT, steps=STEPS, uic=True, save_currents=True)
+    traj = fp.simulate(circuit, dt=DT, steps=STEPS, uic=True, saveat=fp.SaveAt(currents=True))
     n = circuit.n_nodes
     a, b = circuit.incidence()
     i_b = np.asarray(traj.i_branch)
@@ -129,7 +129,7 @@ def _stored_energy(circuit, traj):
 def test_sources_deliver_at_least_the_stored_energy(circuit):
     # From rest, backward Euler is dissipative for monotone laws (W convex), so at every step
     # the energy the sources delivered, Σ h p_m, is at least the energy stored.
-    traj = fp.simulate(circuit, dt=DT, steps=STEPS, uic=True, save_currents=True)
+    traj = fp.simulate(circuit, dt=DT, steps=STEPS, uic=True, saveat=fp.SaveAt(currents=True))
     n = circuit.n_nodes
     v = np.concatenate([np.asarray(traj.v), np.zeros((traj.v.shape[0], 1))], axis=1)
     power = np.zeros(v.shape[0])

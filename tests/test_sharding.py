@@ -136,7 +136,7 @@ def test_bad_batch_size_says_what_to_change(mesh):
 def test_sharded_simulate_matches_the_single_device_vmap(mesh):
     problem, u, _ = data()
     feeds = {"V0": u[:, 0]}
-    kw = dict(dt=problem.dt, steps=problem.steps, save_currents=True)
+    kw = dict(dt=problem.dt, steps=problem.steps, saveat=fp.SaveAt(currents=True))
     ref = jax.vmap(lambda f: fp.simulate(problem.circuit, inputs=f, throw=False, **kw))(feeds)
     out = sharded_simulate(problem.circuit, feeds, mesh=mesh, **kw)
     assert ref.ok and out.ok

@@ -257,7 +257,7 @@ def test_inductor_initial_current_from_operating_point():
     b.vsource("V1", "in", "0", 2.0)
     b.resistor("R1", "in", "a", 100.0)
     b.inductor("L1", "a", "0", 1e-3, law=fp.Sinh(1e-4))
-    traj = fp.simulate(b.build(), dt=1e-6, steps=10, save_currents=True)
+    traj = fp.simulate(b.build(), dt=1e-6, steps=10, saveat=fp.SaveAt(currents=True))
     i_l = np.asarray(traj.i_branch)[:, traj.branch_names.index("L1")]
     np.testing.assert_allclose(i_l, 0.02, rtol=1e-10)
 
@@ -281,10 +281,10 @@ def test_newton_failure_reports_time_node_and_advice():
     b.resistor("R1", "in", "a", 1e-3)
     b.diode("D1", "a", "0", is_=1e-14, n=1.0)
     c = b.build()
-    with pytest.raises(fp.SimulationError, match=r"did not converge at t=.*node 'a'.*max_newton"):
-        fp.simulate(c, dt=1e-6, steps=3, max_newton=3)
-    traj = fp.simulate(c, dt=1e-6, steps=3, max_newton=3, throw=False)
-    assert int(traj.result) == fp.RESULTS.newton_failed
+    with pytest.raises(fp.SimulationError, match=r"did not converge at t=.*node 'a'.*max_iter"):
+        fp.simulate(c, dt=1e-6, steps=3, newton=fp.NewtonOptions(max_iter=3))
+    traj = fp.simulate(c, dt=1e-6, steps=3, newton=fp.NewtonOptions(max_iter=3), throw=False)
+    assert traj.result == fp.RESULTS.newton_failed
     assert int(traj.fail_step) == 1
 
 

@@ -31,6 +31,7 @@ from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
 from .._fractional.kernels import AbstractKernel
 from .._transient.adjoint import replay
+from .._transient.options import SaveAt
 from .._transient.stepper import AbstractAccumulator
 from .base import AbstractEstimator
 from .problem import LearningError, LearningProblem
@@ -254,7 +255,9 @@ class EP(AbstractEstimator):
         )
         # The inputs as waveforms that read the argument in place (no per-source copy).
         feeds = _rows(jnp.asarray(inputs), problem.dt)
-        traj = problem.simulate(params, feeds, circuit=nudged, accumulator=acc, save_states=False)
+        traj = problem.simulate(
+            params, feeds, circuit=nudged, accumulator=acc, saveat=SaveAt(states=False)
+        )
         return _q(traj.accumulated, self.order)
 
     def one(self, problem, params, inputs, targets):
@@ -304,7 +307,9 @@ class CoupledLearning(AbstractEstimator):
         v_free = free.v[:, problem.output_indices()].T
         clamp = v_free + self.eta * (targets - v_free)
         clamped = _with_clamps(circuit, problem.outputs, clamp, problem.dt)
-        held = problem.simulate(params, inputs, circuit=clamped, accumulator=acc, save_states=False)
+        held = problem.simulate(
+            params, inputs, circuit=clamped, accumulator=acc, saveat=SaveAt(states=False)
+        )
         q_c, q_f = _q(held.accumulated, self.order), _q(free.accumulated, self.order)
         return _branch_grads_to_params(problem, params, (q_c - q_f) / (2 * self.eta))
 
@@ -344,7 +349,7 @@ class Replay(AbstractEstimator):
 
     def one(self, problem, params, inputs, targets):
         circuit = problem.combine(params)
-        traj = problem.simulate(params, inputs, circuit=circuit, save_conductances=True)
+        traj = problem.simulate(params, inputs, circuit=circuit, saveat=SaveAt(conductances=True))
         out = problem.output_indices()
         v_out = traj.v[:, out]
         drive = jax.grad(lambda v: problem.loss_from_outputs(v, targets, self.order))(v_out)

@@ -29,6 +29,7 @@ from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
 from .._fractional.history.resolve import resolve_history
 from .._fractional.kernels import GL, AbstractKernel
+from .._transient.options import SaveAt
 from .._transient.simulate import simulate
 from .._transient.solution import Trajectory
 from .._transient.stepper import AbstractAccumulator, check_checkpoint
@@ -333,7 +334,9 @@ class LearningProblem(AbstractProblem):
         def one(u, t):
             if not save_states:
                 acc = _OutputLoss(tuple(int(k) for k in self.output_indices()), t)
-                traj = self.simulate(params, u, accumulator=acc, save_states=False, dtype=dtype)
+                traj = self.simulate(
+                    params, u, accumulator=acc, saveat=SaveAt(states=False), dtype=dtype
+                )
                 return 0.5 * self.dt * traj.accumulated
             traj = self.simulate(params, u, dtype=dtype)
             return self.loss_from_outputs(traj.v[:, self.output_indices()], t, order)

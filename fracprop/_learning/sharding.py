@@ -226,7 +226,7 @@ def sharded_simulate(
     - ``throw``: after the run, raise `SimulationError` naming the first failing batch lane
       (outside `jax.jit`). With ``throw=False`` read ``Trajectory.result`` per lane.
     - ``**kwargs``: any other keyword argument of `simulate` (``kernel``, ``history``,
-      ``save_currents``, …).
+      ``saveat``, …).
 
     **Returns** the batched `Trajectory`: every array field has a leading batch axis ``B`` and
     is sharded over the mesh's ``"batch"`` axis.
@@ -257,7 +257,7 @@ def sharded_simulate(
         return simulate(circuit, dt=dt, steps=steps, inputs=feeds, throw=False, **kwargs)
 
     traj = _map_examples(one, mesh, circuit, inputs)
-    if throw and not isinstance(traj.result, jax.core.Tracer):
+    if throw and not traj.result.is_traced():
         # The status on every device (and process), so that every process can read it.
         status = replicate((traj.ts, traj.result, traj.fail_step, traj.fail_index), mesh)
         view = eqx.tree_at(lambda t: (t.ts, t.result, t.fail_step, t.fail_index), traj, status)

@@ -30,37 +30,52 @@ import numpy as np
 from .._circuit.circuit import Circuit
 from .._circuit.elements.base import tree_dtype_cast
 from .._circuit.topology import check_dc_loops
-from .._custom_types import Array
+from .._custom_types import ScalarLike
 from .._fractional.history.base import AbstractHistory
 from .._fractional.history.resolve import resolve_history
 from .._fractional.kernels import GL, AbstractKernel
 from .._progress import AbstractProgress, NoProgress
 from .newton import _tolerances
-from .solution import SimulationError, Trajectory
+from .options import NewtonOptions, SaveAt
+from .solution import SimulationError, Trajectory, _error_if_failed
 from .stepper import AbstractAccumulator, _run, check_checkpoint
+
+# Keywords that `SaveAt` and `NewtonOptions` replaced, and what to pass instead.
+_REPLACED = {
+    "save_states": "saveat=SaveAt(states=...)",
+    "save_currents": "saveat=SaveAt(currents=...)",
+    "save_conductances": "saveat=SaveAt(conductances=...)",
+    "max_newton": "newton=NewtonOptions(max_iter=...)",
+    "rtol": "newton=NewtonOptions(rtol=...)",
+    "atol": "newton=NewtonOptions(atol=...)",
+}
+
+
+def _check_keywords(removed: dict[str, Any]) -> None:
+    for name in removed:
+        if name in _REPLACED:
+            raise TypeError(f"simulate() no longer takes {name}=; pass {_REPLACED[name]}")
+        raise TypeError(f"simulate() got an unexpected keyword argument {name!r}")
 
 
 def simulate(
     circuit: Circuit,
     *,
-    dt: float | Array,
+    dt: ScalarLike,
     steps: int,
     kernel: AbstractKernel = GL(),
     history: AbstractHistory | str = "auto",
     uic: bool = False,
     inputs: dict[str, Any] | None = None,
     throw: bool = True,
-    max_newton: int = 50,
-    rtol: float | None = None,
-    atol: float | None = None,
-    save_currents: bool = False,
-    save_conductances: bool = False,
-    save_states: bool = True,
+    saveat: SaveAt = SaveAt(),
+    newton: NewtonOptions = NewtonOptions(),
     accumulator: AbstractAccumulator | None = None,
     progress: AbstractProgress = NoProgress(),
     dtype: Any = None,
     checkpoint: int | None = None,
     share_orders: bool = True,
+    **removed: Any,
 ) -> Trajectory:
     """Transient analysis of ``circuit`` on the uniform grid ``t_n = n·dt``, ``n = 0 … steps``.
 
@@ -87,14 +102,16 @@ def simulate(
       and histories are zero for ``t ≤ 0``, and the sources act from the first step on.
     - ``inputs``: optional ``{source name: waveform or array}``; arrays of length
       ``steps + 1`` become `Sampled` sources on this grid. Batch with `jax.vmap` over them.
-    - ``throw``: raise `SimulationError` if the run fails (outside `jit`/`vmap`). Under
-      `vmap`, pass ``throw=False`` and read ``Trajectory.result`` per lane.
-    - ``max_newton``, ``rtol``, ``atol``: Newton limits; converged when every update satisfies
-      ``|Δx| ≤ rtol·|x| + atol`` (defaults 1e-10 / 1e-13 in float64, 1e-5 / 1e-7 in float32).
-    - ``save_currents``: also store every branch current (for KCL and energy checks).
-    - ``save_conductances``: also store every branch's incremental conductance.
-    - ``save_states``: store the node voltages at every step (``False`` keeps only ``t = 0``,
-      for runs whose result is an online ``accumulator``; memory then does not grow with N).
+    - ``throw``: raise if the run fails. Outside `jax.jit` and `jax.vmap` this is a
+      `SimulationError` naming the time, step and node and what to change; inside them it is
+      the runtime error of `equinox.error_if` (under `jax.vmap`: if any lane failed), whose
+      message names the kind of failure, the unknown and the step. Under `vmap`, pass
+      ``throw=False`` to read ``Trajectory.result`` per lane instead.
+    - ``saveat``: a `SaveAt` saying what to store at every step: node voltages
+      (``states``, default on), branch currents (``currents``), incremental conductances
+      (``conductances``).
+    - ``newton``: a `NewtonOptions` with the Newton limits (``max_iter``, ``rtol``,
+      ``atol``).
     - ``accumulator``: an `AbstractAccumulator` folded over the run.
     - ``progress``: a progress meter, e.g. `TextProgress()` (off by default).
     - ``dtype``: floating dtype of the run (default: JAX's default float).
@@ -111,8 +128,8 @@ def simulate(
       values are unchanged (the same step on the same carries; bitwise in the CPU tests),
       and a run that is not
       differentiated recomputes nothing. A ``k ≥ steps`` is ``None``. The per-step outputs
-      (``save_states``, ``save_currents``, ``save_conductances``) are still stored: pass
-      ``save_states=False`` with an ``accumulator`` for memory ~ (N/k + k).
+      chosen by ``saveat`` are still stored: pass ``saveat=SaveAt(states=False)`` with an
+      ``accumulator`` for memory ~ (N/k + k).
       With a progress meter, the recomputed segments report their steps again.
     - ``share_orders``: fractional elements of equal order α share one set of convolution
       weights (`Circuit.share_orders`), when their α are concrete here (not traced), so
@@ -121,11 +138,24 @@ def simulate(
 
     **Returns** a `Trajectory`.
 
-    **Raises** `SimulationError` when ``throw=True`` and Newton fails, the state becomes
-    non-finite, or the DC operating point does not converge; `ValueError` for bad arguments.
+    **Raises** `SimulationError` (outside `jax.jit`/`jax.vmap`; inside them equinox's runtime
+    error) when ``throw=True`` and Newton fails, the state becomes non-finite, or the DC
+    operating point does not converge; `ValueError` for bad arguments; `TypeError` for an
+    argument of the wrong type, or a keyword that `SaveAt` or `NewtonOptions` replaced
+    (``save_states``, ``save_currents``, ``save_conductances``, ``max_newton``, ``rtol``,
+    ``atol``), naming what to pass instead.
     """
+    _check_keywords(removed)
     if not isinstance(circuit, Circuit):
         raise TypeError(f"simulate expects a Circuit; got {type(circuit).__name__}")
+    if not isinstance(saveat, SaveAt):
+        raise TypeError(
+            f"saveat={saveat!r} must be a SaveAt, e.g. SaveAt(states=True, currents=True)"
+        )
+    if not isinstance(newton, NewtonOptions):
+        raise TypeError(
+            f"newton={newton!r} must be a NewtonOptions, e.g. NewtonOptions(max_iter=100)"
+        )
     if not isinstance(steps, int | np.integer) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps={steps!r} must be a positive integer")
     check_checkpoint(checkpoint, steps)
@@ -133,6 +163,10 @@ def simulate(
         dtype = jnp.result_type(float)
     if isinstance(dt, int | float | np.floating) and not (math.isfinite(dt) and dt > 0):
         raise ValueError(f"dt={dt!r} must be a positive finite number of seconds")
+    # The step in seconds when it is known here, for the time in traced error messages.
+    dt_known = None
+    if not isinstance(dt, jax.core.Tracer) and np.ndim(dt) == 0:
+        dt_known = float(dt)
     dt = jnp.asarray(dt, dtype=dtype)
     if inputs:
         for name, value in inputs.items():
@@ -148,7 +182,13 @@ def simulate(
     rest = bool(uic) or circuit.is_fractional
     if not rest:
         check_dc_loops(circuit)
-    rtol, atol = _tolerances(dtype, rtol, atol)
+    rtol, atol = _tolerances(dtype, newton.rtol, newton.atol)
+    newton = NewtonOptions(max_iter=int(newton.max_iter), rtol=float(rtol), atol=float(atol))
+    saveat = SaveAt(
+        states=bool(saveat.states),
+        currents=bool(saveat.currents),
+        conductances=bool(saveat.conductances),
+    )
     history = resolve_history(history, kernel, int(steps))
     traj = _run(
         circuit,
@@ -157,17 +197,16 @@ def simulate(
         kernel,
         history,
         rest,
-        int(max_newton),
-        float(rtol),
-        float(atol),
-        bool(save_currents),
+        newton,
+        saveat,
         progress,
-        bool(save_conductances),
-        bool(save_states),
         accumulator,
         None if checkpoint is None else int(checkpoint),
     )
-    if throw and not isinstance(traj.result, jax.core.Tracer):
-        if not traj.ok:
+    if throw:
+        if traj.result.is_traced():
+            # Under jit/vmap: a runtime check inside the traced computation.
+            traj = _error_if_failed(traj, dt_known)
+        elif not traj.ok:
             raise SimulationError(traj.message())
     return traj

@@ -21,13 +21,14 @@ from .._progress import AbstractProgress
 from .dc import dc_operating_point
 from .mna import _concat, _split, _transient_mna
 from .newton import _branch_currents, _branch_limit, _converged, _newton, _stop
+from .options import NewtonOptions, SaveAt
 from .solution import RESULTS, Trajectory
 
 
 class _Carry(eqx.Module):
     x: Array
     states: tuple
-    result: Array
+    result: RESULTS
     fail_step: Array
     fail_index: Array
     acc: Any
@@ -118,17 +119,17 @@ def _run(
     kernel: AbstractKernel,
     history: AbstractHistory,
     rest: bool,
-    max_newton: int,
-    rtol: float,
-    atol: float,
-    save_currents: bool,
+    newton: NewtonOptions,
+    saveat: SaveAt,
     progress: AbstractProgress,
-    save_conductances: bool = False,
-    save_states: bool = True,
     accumulator: AbstractAccumulator | None = None,
     checkpoint: int | None = None,
-):
+) -> Trajectory:
+    """The jitted run behind `simulate`; ``newton`` has its tolerances resolved."""
     dtype = dt.dtype
+    max_newton, rtol, atol = newton.max_iter, newton.rtol, newton.atol
+    save_states, save_currents = saveat.states, saveat.currents
+    save_conductances = saveat.conductances
     groups = circuit.groups
     mna = _transient_mna(circuit)
     n = circuit.n_nodes
@@ -144,12 +145,15 @@ def _run(
         x0 = jnp.zeros((mna.size,), dtype)
         vb0 = jnp.zeros((len(mna.a),), dtype)
         i_short = None
-        dc_ok, dc_worst = jnp.asarray(True), jnp.asarray(0)
+        dc_ok, dc_finite, dc_worst = jnp.asarray(True), jnp.asarray(True), jnp.asarray(0)
         ib0 = jnp.zeros((len(mna.a),), dtype)
     else:
         xdc, dc_ok, dc_worst = dc_operating_point(
             circuit, jnp.zeros((), dtype), rtol=rtol, atol=atol
         )
+        # A non-finite operating point (a NaN parameter, say) is reported as such at step 0.
+        dc_finite = jnp.all(jnp.isfinite(xdc))
+        dc_worst = jnp.where(dc_finite, dc_worst, jnp.argmax(~jnp.isfinite(xdc)))
         x0 = xdc[: mna.size]
         i_short = xdc[mna.size :]
         vb0 = mna.branch_voltages(x0)
@@ -176,7 +180,11 @@ def _run(
     init = _Carry(
         x=x0,
         states=tuple(states),
-        result=jnp.where(ok0, 0, 3).astype(jnp.int32),
+        result=RESULTS.where(
+            ok0,
+            RESULTS.successful,
+            RESULTS.where(dc_finite, RESULTS.dc_failed, RESULTS.nonfinite),
+        ),
         fail_step=jnp.asarray(0, jnp.int32),
         fail_index=jnp.asarray(dc_worst, jnp.int32),
         acc=None if accumulator is None else accumulator.init(vb0, setup),
@@ -209,9 +217,13 @@ def _run(
         )
         finite = jnp.all(jnp.isfinite(x))
         first_bad = jnp.argmax(~jnp.isfinite(x))
-        code = jnp.where(~finite, RESULTS.nonfinite, jnp.where(conv, 0, RESULTS.newton_failed))
-        fresh = (carry.result == 0) & (code != 0)
-        result = jnp.where(fresh, code, carry.result).astype(jnp.int32)
+        code = RESULTS.where(
+            finite,
+            RESULTS.where(conv, RESULTS.successful, RESULTS.newton_failed),
+            RESULTS.nonfinite,
+        )
+        fresh = (carry.result == RESULTS.successful) & (code != RESULTS.successful)
+        result = RESULTS.where(fresh, code, carry.result)
         fail_step = jnp.where(fresh, nstep, carry.fail_step).astype(jnp.int32)
         fail_index = jnp.where(fresh, jnp.where(finite, worst, first_bad), carry.fail_index).astype(
             jnp.int32
@@ -280,7 +292,7 @@ def _run(
         node_names=circuit.node_names,
         vsource_names=circuit.vsources.names,
         branch_names=circuit.branch_names,
-        max_newton=max_newton,
+        newton=newton,
     )
 
 
