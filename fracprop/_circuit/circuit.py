@@ -191,7 +191,12 @@ class Circuit(eqx.Module):
     def _is_physical(self) -> bool:
         """Whether every leaf is a concrete floating array (a circuit, not a partial tree or a
         tree of other values), so that the element listing with units applies."""
-        leaves = jax.tree_util.tree_leaves(self, is_leaf=_whole_value)
+        # An empty tuple is an empty container (no sources of a kind), not a shape.
+        leaves = [
+            x
+            for x in jax.tree_util.tree_leaves(self, is_leaf=_whole_value)
+            if not (isinstance(x, tuple) and not x)
+        ]
         return all(
             eqx.is_array(x)
             and not isinstance(x, jax.core.Tracer)
