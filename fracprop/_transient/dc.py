@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._circuit.circuit import Circuit
 from .mna import _MNA, _concat, _split
-from .newton import _branch_limit, _implicit_step, _newton, _stop, _tolerances
+from .newton import _branch_limit, _newton, _stop, _tolerances, implicit_solution
 
 
 def _dc_mna(circuit: Circuit) -> tuple[_MNA, list, list]:
@@ -71,7 +71,17 @@ def dc_operating_point(circuit: Circuit, t0, *, max_iter=200, rtol=None, atol=No
 
     x, ok, worst = jax.lax.cond(ok, lambda _: (x, ok, worst), source_stepping, None)
     x = jax.lax.stop_gradient(x)
-    currents_d, _ = make(circuit)
-    e_d, i_d = sources(circuit, 1.0)
-    x = _implicit_step(mna, currents_d, x, e_d, i_d)
-    return x, ok, worst
+
+    # The time t0 travels with the circuit (as a primal: it may be traced), never closed over.
+    def residual(x, ctx):
+        c, t = ctx
+        e_c = jnp.concatenate([c.vsources.values(t), jnp.zeros((n_short,), dtype)])
+        vb = mna.branch_voltages(x)
+        return mna.residual(x, make(c)[0](vb), e_c, c.isources.values(t))
+
+    def solve(x, ctx, f):
+        vb = mna.branch_voltages(x)
+        _, g = jax.jvp(make(ctx[0])[0], (vb,), (jnp.ones_like(vb),))
+        return mna.solve(g, f)
+
+    return implicit_solution(residual, solve, x, (circuit, t0)), ok, worst

@@ -17,6 +17,76 @@ def _stop(tree):
     return jax.tree.map(lambda x: jax.lax.stop_gradient(x) if eqx.is_array(x) else x, tree)
 
 
+def newton_iterate(
+    update, x0: Array, state0, *, max_iter: int, rtol: float, atol: float, single: bool = False
+):
+    r"""Newton's method ``x ← x + dx``, shared by the transient step and the resistive solver.
+
+    ``update(x, state) -> (dx, state, ok)`` computes one update from the current iterate and
+    the method's own state (the limited junction voltages of the last update); ``ok`` is the
+    update's own condition for convergence (no junction voltage limited, the linear solve
+    converged). The iteration has converged when
+
+    .. math::  |dx_i| ≤ \mathrm{rtol}·\max(|x_i + dx_i|, |x_i|) + \mathrm{atol} \quad ∀ i,
+
+    ``ok`` holds and the new iterate is finite; it stops then, at the first non-finite iterate,
+    or after ``max_iter`` updates. With ``single=True`` (a residual affine in ``x``, so that
+    the first update solves the system up to round-off) exactly one update is taken and it has
+    converged when it is finite and ``ok``.
+
+    **Returns** ``(x, converged, iterations, ratio)``: ``ratio = |dx| / tolerance`` of the last
+    update, from which a caller can name the unknown that moved most.
+    """
+
+    def step(x, state):
+        dx, state, ok = update(x, state)
+        x_new = x + dx
+        tol = rtol * jnp.maximum(jnp.abs(x_new), jnp.abs(x)) + atol
+        small = jnp.all(jnp.abs(dx) <= tol)
+        return x_new, state, ok, small, jnp.all(jnp.isfinite(x_new)), jnp.abs(dx) / tol
+
+    if single:
+        x, _, ok, _, finite, ratio = step(x0, state0)
+        return x, ok & finite, jnp.asarray(1), ratio
+
+    def body(carry):
+        k, x, state, _, _, _ = carry
+        x_new, state, ok, small, finite, ratio = step(x, state)
+        return k + 1, x_new, state, small & ok & finite, ~finite, ratio
+
+    def cond(carry):
+        k, _, _, done, failed, _ = carry
+        return (k < max_iter) & ~done & ~failed
+
+    init = (jnp.asarray(0), x0, state0, jnp.asarray(False), jnp.asarray(False), jnp.zeros_like(x0))
+    k, x, _, done, _, ratio = jax.lax.while_loop(cond, body, init)
+    return x, done, k, ratio
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def implicit_solution(residual, solve, x_star: Array, theta):
+    r"""``x_star``, a solution of ``residual(x, theta) = 0``, with the derivative of the
+    implicit function theorem, shared by the transient step and the resistive solver.
+
+    The value is ``x_star`` itself (no extra work). The tangent is
+
+    .. math::  \dot x = −J(x^*)^{-1}\, \frac{∂F}{∂θ}(x^*, θ)\, \dot θ,
+
+    with ``solve(x, theta, f) = J(x, theta)^{-1} f`` (``J = ∂F/∂x``). So `jax.jvp`, `jax.grad`
+    and `jax.vmap` see the converged point as a differentiable function of ``theta`` without
+    differentiating through the iterations (Newton's loop runs on stopped gradients).
+    """
+    return x_star
+
+
+@implicit_solution.defjvp
+def _implicit_solution_jvp(residual, solve, primals, tangents):
+    x_star, theta = primals
+    _, dtheta = tangents
+    _, df = jax.jvp(lambda th: residual(x_star, th), (theta,), (dtheta,))
+    return x_star, -solve(x_star, theta, df)
+
+
 def _newton(
     mna: _MNA,
     currents,
@@ -30,50 +100,34 @@ def _newton(
     atol: float,
     linear: bool = False,
 ):
-    """Newton's method with per-branch limiting. Returns (x, converged, iterations, worst).
+    """`newton_iterate` on the MNA system with per-branch limiting. Returns ``(x, converged,
+    iterations, worst)``, ``worst`` the node whose last update was largest relative to its
+    tolerance.
 
-    With ``linear=True`` (every branch current affine in its voltage, so the residual is
-    affine in ``x`` and the Jacobian constant) the first update solves the system exactly, up
-    to round-off: it is the only one taken, instead of a second that would confirm it.
+    Each update solves the companion model: the branch currents and conductances are the
+    tangent at the limited voltage, evaluated at the true voltage. With ``linear=True`` (every
+    branch current affine in its voltage) one update is taken.
     """
 
-    def cond(carry):
-        k, _, _, done, _ = carry
-        return (k < max_iter) & ~done
-
-    def body(carry):
-        k, x, vlim, _, _ = carry
+    def update(x, vlim):
         vb_raw = mna.branch_voltages(x)
         v_use = limit(vb_raw, vlim)
         i, g = jax.jvp(currents, (v_use,), (jnp.ones_like(v_use),))
-        # Companion model: the tangent at the limited voltage, evaluated at the true voltage.
         f = mna.residual(x, i + g * (vb_raw - v_use), e, i_src)
-        dx = mna.solve(g, f)
-        x_new = x - dx
-        scale = rtol * jnp.maximum(jnp.abs(x_new), jnp.abs(x)) + atol
-        small = jnp.all(jnp.abs(dx) <= scale)
         unlimited = jnp.all(jnp.abs(vb_raw - v_use) <= rtol * jnp.abs(vb_raw) + atol)
-        done = small & unlimited & jnp.all(jnp.isfinite(x_new))
-        # Report the node voltage that moved most (relative to its tolerance).
-        ratio = jnp.abs(dx) / scale
-        worst = jnp.argmax(jnp.where(jnp.isfinite(ratio), ratio, jnp.inf)[: mna.n_nodes])
-        return k + 1, x_new, v_use, done, worst
+        return -mna.solve(g, f), v_use, unlimited
 
-    vlim0 = mna.branch_voltages(x0)
-    init = (jnp.asarray(0), x0, vlim0, jnp.asarray(False), jnp.asarray(0))
-    if linear:
-        k, x, _, _, worst = body(init)
-        return x, jnp.all(jnp.isfinite(x)), k, worst
-    k, x, _, done, worst = jax.lax.while_loop(cond, body, init)
+    x, done, k, ratio = newton_iterate(
+        update,
+        x0,
+        mna.branch_voltages(x0),
+        max_iter=max_iter,
+        rtol=rtol,
+        atol=atol,
+        single=linear,
+    )
+    worst = jnp.argmax(jnp.where(jnp.isfinite(ratio), ratio, jnp.inf)[: mna.n_nodes])
     return x, done, k, worst
-
-
-def _implicit_step(mna: _MNA, currents, x_star, e, i_src):
-    """One differentiable Newton step at the converged point (implicit function theorem)."""
-    vb = mna.branch_voltages(x_star)
-    i, g = jax.jvp(currents, (vb,), (jnp.ones_like(vb),))
-    f = mna.residual(x_star, i, e, i_src)
-    return x_star - mna.solve(g, f)
 
 
 def _branch_limit(groups, v_new, v_old):
@@ -89,31 +143,24 @@ def _branch_currents(circuit, pres, setup, vb):
     return _concat([g.current(v, p, setup) for g, v, p in parts], vb.dtype)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _converged(mna: _MNA, x_star, ctx):
-    """The converged Newton solution, with the implicit-function-theorem derivative.
+    """The converged Newton solution of a transient step, with the implicit-function-theorem
+    derivative (`implicit_solution`); ``ctx = (circuit, history, setup, E(t), I(t))`` holds
+    everything the step's residual depends on besides ``x``."""
 
-    The value is ``x_star`` itself (no extra solve). The tangent is
-    ``−J(x*)^{-1} ∂F/∂ctx · ctx'`` where ``ctx = (circuit, history, setup, E(t), I(t))``
-    holds everything the step's residual depends on besides ``x``.
-    """
-    return x_star
-
-
-@_converged.defjvp
-def _converged_jvp(mna, primals, tangents):
-    x_star, ctx = primals
-    _, dctx = tangents
-    vb = mna.branch_voltages(x_star)
-
-    def residual(ctx):
+    def residual(x, ctx):
         circuit, pres, setup, e, i_src = ctx
-        return mna.residual(x_star, _branch_currents(circuit, pres, setup, vb), e, i_src)
+        vb = mna.branch_voltages(x)
+        return mna.residual(x, _branch_currents(circuit, pres, setup, vb), e, i_src)
 
-    _, df = jax.jvp(residual, (ctx,), (dctx,))
-    circuit, pres, setup, _, _ = ctx
-    _, g = jax.jvp(lambda v: _branch_currents(circuit, pres, setup, v), (vb,), (jnp.ones_like(vb),))
-    return x_star, -mna.solve(g, df)
+    def solve(x, ctx, f):
+        circuit, pres, setup, _, _ = ctx
+        vb = mna.branch_voltages(x)
+        currents = functools.partial(_branch_currents, circuit, pres, setup)
+        _, g = jax.jvp(currents, (vb,), (jnp.ones_like(vb),))
+        return mna.solve(g, f)
+
+    return implicit_solution(residual, solve, x_star, ctx)
 
 
 def _tolerances(dtype, rtol, atol):

@@ -31,8 +31,6 @@ Derivatives never unroll the iterations: the converged state carries a custom JV
 
 from __future__ import annotations
 
-import functools
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -41,6 +39,7 @@ import numpy as np
 from .._circuit.elements.base import GMIN, VT_27C
 from .._circuit.elements.static import pnjlim
 from .._custom_types import Array
+from .._transient.newton import implicit_solution, newton_iterate
 from .network import ResistiveError, ResistiveNetwork
 
 
@@ -333,25 +332,17 @@ def _newton(cfg, idx, theta, x0, shunt, scale):
         z = _z(cfg, x[: cfg.n_free], scale * theta["u"])
         return z[idx.da] - z[idx.db]
 
-    def cond(s):
-        k, _, _, done, failed = s
-        return (k < solver.max_newton) & ~done & ~failed
-
-    def body(s):
-        k, x, vl_old, _, _ = s
+    def update(x, vl_old):
         vd = vd_of(x)
         vl = pnjlim(vd, vl_old, nvt, vcrit)
         r = _residual(cfg, idx, x, theta, shunt, scale, vl=vl)
         dx, ok = _jacobian(cfg, idx, theta, x, shunt, scale, vl=vl).solve(-r)
-        x_new = x + dx
-        tol = rtol * jnp.maximum(jnp.abs(x_new), jnp.abs(x)) + atol
-        small = jnp.all(jnp.abs(dx) <= tol)
         unlimited = jnp.all(jnp.abs(vd - vl) <= rtol * jnp.abs(vd) + atol)
-        finite = jnp.all(jnp.isfinite(x_new))
-        return k + 1, x_new, vl, small & unlimited & ok & finite, ~finite
+        return dx, vl, ok & unlimited
 
-    init = (jnp.asarray(0), x0, vd_of(x0), jnp.asarray(False), jnp.asarray(False))
-    _, x, _, done, _ = jax.lax.while_loop(cond, body, init)
+    x, done, _, _ = newton_iterate(
+        update, x0, vd_of(x0), max_iter=solver.max_newton, rtol=rtol, atol=atol
+    )
     return x, done
 
 
@@ -429,22 +420,20 @@ def _failure_messages(cfg: _Cfg) -> list[str]:
     return out
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def _at_solution(cfg: _Cfg, x_star, idx, theta):
-    """The converged state, carrying the implicit-function-theorem derivative.
+    """The converged state, carrying the implicit-function-theorem derivative
+    (`implicit_solution`): the tangent is ``−J⁻¹ ∂R/∂θ · θ̇`` at ``x_star``."""
 
-    The value is ``x_star`` (no extra work). The tangent is ``−J⁻¹ ∂R/∂θ · θ̇`` at ``x_star``.
-    """
-    return x_star
+    # The index arrays travel with θ (as primals: they may be traced), never closed over.
+    def residual(x, ctx):
+        idx, theta = ctx
+        return _residual(cfg, idx, x, theta)
 
+    def solve(x, ctx, f):
+        idx, theta = ctx
+        return _jacobian(cfg, idx, theta, x).linear_solve(f)
 
-@_at_solution.defjvp
-def _at_solution_jvp(cfg, primals, tangents):
-    x, idx, theta = primals
-    _, _, dtheta = tangents
-    _, df = jax.jvp(lambda th: _residual(cfg, idx, x, th), (theta,), (dtheta,))
-    jac = _jacobian(cfg, idx, theta, x)
-    return x, -jac.linear_solve(df)
+    return implicit_solution(residual, solve, x_star, (idx, theta))
 
 
 def _solve_state(cfg: _Cfg, idx: _Idx, theta: dict, throw: bool):
