@@ -194,7 +194,7 @@ def sample_position(t, dt, n: int):
     pos = t / dt
     k = jnp.clip(jnp.floor(pos + 1e-9), 0, n - 1).astype(jnp.int32)
     k1 = jnp.minimum(k + 1, n - 1)
-    frac = jnp.clip(pos - k, 0.0, 1.0)
+    frac = jnp.clip(pos - k.astype(pos.dtype), 0.0, 1.0)
     return k, k1, frac
 
 

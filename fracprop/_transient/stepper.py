@@ -224,10 +224,9 @@ def _run(
         )
         fresh = (carry.result == RESULTS.successful) & (code != RESULTS.successful)
         result = RESULTS.where(fresh, code, carry.result)
-        fail_step = jnp.where(fresh, nstep, carry.fail_step).astype(jnp.int32)
-        fail_index = jnp.where(fresh, jnp.where(finite, worst, first_bad), carry.fail_index).astype(
-            jnp.int32
-        )
+        fail_step = jnp.where(fresh, nstep.astype(jnp.int32), carry.fail_step)
+        where = jnp.where(finite, worst, first_bad).astype(jnp.int32)
+        fail_index = jnp.where(fresh, where, carry.fail_index)
         out = {}
         if save_states:
             out["x"] = x

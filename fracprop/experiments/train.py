@@ -113,8 +113,12 @@ def make_step(problem, estimator, optimizer, mask, constraints: Constraints, mes
         finite = jnp.isfinite(loss) & jnp.all(
             jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
         )
-        updates, new_state = optimizer.update(grads, opt_state, params)
-        new_params = project(optax.apply_updates(params, updates), constraints)
+        # optax mixes Python floats with its int32 step count; it is traced with JAX's
+        # standard promotion whatever the caller's setting.
+        with jax.numpy_dtype_promotion("standard"):
+            updates, new_state = optimizer.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+        new_params = project(new_params, constraints)
         return new_params, new_state, loss, finite
 
     if mesh is None:
