@@ -124,7 +124,7 @@ def simulate(
       smallest near ``k ≈ √(N·S/R)``. It costs one extra forward pass in reverse mode (each
       segment is run again before its backward pass). Measured on the benchmark network
       (float64, N = 2048, CPU; ``benchmarks/gradients.py``): `jax.grad` 146 MB → 14.8 MB of
-      temporary memory with k = 64, 0.75 s → 1.22 s (the forward pass: 0.50 s). The forward
+      temporary memory with k = 64, 1.41 s → 2.00 s (the forward pass: 0.89 s). The forward
       values are unchanged (the same step on the same carries; bitwise in the CPU tests),
       and a run that is not
       differentiated recomputes nothing. A ``k ≥ steps`` is ``None``. The per-step outputs
