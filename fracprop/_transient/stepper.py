@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
 import math
@@ -38,13 +39,13 @@ class _Carry(eqx.Module):
 class AbstractAccumulator(eqx.Module):
     """Accumulates a quantity online during the scan (memory independent of the step count)."""
 
+    @abc.abstractmethod
     def init(self, vb0: Array, setup: StepSetup) -> Any:
         """Accumulator state at t = 0 from the initial branch voltages."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def update(self, acc: Any, vb: Array, n: Array, setup: StepSetup) -> Any:
         """Fold in the converged branch voltages of step ``n``."""
-        raise NotImplementedError
 
     def update_with_unknowns(
         self, acc: Any, x: Array, vb: Array, n: Array, setup: StepSetup

@@ -29,6 +29,7 @@ the scalar linear equation.
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import equinox as eqx
@@ -114,9 +115,9 @@ class AbstractBranchGroup(AbstractGroup):
         """Everything the current at step ``n`` needs from the past."""
         return None
 
+    @abc.abstractmethod
     def current(self, v: Array, pre: Any, setup: StepSetup) -> Array:
         """Branch current at step ``n`` for branch voltage ``v`` (elementwise)."""
-        raise NotImplementedError
 
     def advance(self, state: Any, v: Array, pre: Any, n: Array, setup: StepSetup) -> Any:
         """State after step ``n`` has converged at branch voltage ``v``."""
