@@ -112,87 +112,98 @@ def _scan_steps(body, init, steps: int, checkpoint: int | None):
     return carry, outs
 
 
-@eqx.filter_jit
-def _run(
-    circuit: Circuit,
-    dt: Array,
-    steps: int,
-    kernel: AbstractKernel,
-    history: AbstractHistory,
-    rest: bool,
-    newton: NewtonOptions,
-    saveat: SaveAt,
-    progress: AbstractProgress,
-    accumulator: AbstractAccumulator | None = None,
-    checkpoint: int | None = None,
-) -> Trajectory:
-    """The jitted run behind `simulate`; ``newton`` has its tolerances resolved."""
-    dtype = dt.dtype
-    max_newton, rtol, atol = newton.max_iter, newton.rtol, newton.atol
-    save_states, save_currents = saveat.states, saveat.currents
-    save_conductances = saveat.conductances
-    groups = circuit.groups
-    mna = _transient_mna(circuit)
-    n = circuit.n_nodes
-    nv = len(circuit.vsources)
-    setup = StepSetup(dt=dt, steps=steps, kernel=kernel, history=history)
-    linear = all(g.linear for g in groups)
+class TransientStepper(eqx.Module):
+    """The transient stepper as a state machine: `init` gives the state at ``t = 0`` (the DC
+    operating point, or rest), `step` advances it by one time step. `_run` drives it with
+    `lax.scan` (`_scan_steps`); the adjoint replay (`fracprop._transient.adjoint`) runs the
+    same circuit backwards with the same `StepSetup`."""
 
-    circuit = dataclasses.replace(circuit, groups=tuple(g.check() for g in groups))
-    groups = circuit.groups
+    circuit: Circuit
+    setup: StepSetup
+    newton: NewtonOptions = eqx.field(static=True)
+    saveat: SaveAt = eqx.field(static=True)
+    progress: AbstractProgress
+    accumulator: AbstractAccumulator | None = None
 
-    # ---- initial state ----
-    if rest:
-        x0 = jnp.zeros((mna.size,), dtype)
-        vb0 = jnp.zeros((len(mna.a),), dtype)
-        i_short = None
-        dc_ok, dc_finite, dc_worst = jnp.asarray(True), jnp.asarray(True), jnp.asarray(0)
-        ib0 = jnp.zeros((len(mna.a),), dtype)
-    else:
-        xdc, dc_ok, dc_worst = dc_operating_point(
-            circuit, jnp.zeros((), dtype), rtol=rtol, atol=atol
+    def _parts(self):
+        circuit = self.circuit
+        return (
+            circuit,
+            circuit.groups,
+            _transient_mna(circuit),
+            self.setup,
+            self.setup.dt,
+            self.setup.dt.dtype,
         )
-        # A non-finite operating point (a NaN parameter, say) is reported as such at step 0.
-        dc_finite = jnp.all(jnp.isfinite(xdc))
-        dc_worst = jnp.where(dc_finite, dc_worst, jnp.argmax(~jnp.isfinite(xdc)))
-        x0 = xdc[: mna.size]
-        i_short = xdc[mna.size :]
-        vb0 = mna.branch_voltages(x0)
-        ib_parts, start_short = [], 0
+
+    def init(self, rest: bool):
+        """``(state, x0, ib0)``: the state at ``t = 0`` from rest (``rest=True``) or from the DC
+        operating point, with the unknowns ``x0`` and branch currents ``ib0`` at ``t = 0``."""
+        (circuit, groups, mna, setup, dt, dtype) = self._parts()
+        newton, accumulator = self.newton, self.accumulator
+        rtol, atol = newton.rtol, newton.atol
+        # ---- initial state ----
+        if rest:
+            x0 = jnp.zeros((mna.size,), dtype)
+            vb0 = jnp.zeros((len(mna.a),), dtype)
+            i_short = None
+            dc_ok, dc_finite, dc_worst = jnp.asarray(True), jnp.asarray(True), jnp.asarray(0)
+            ib0 = jnp.zeros((len(mna.a),), dtype)
+        else:
+            xdc, dc_ok, dc_worst = dc_operating_point(
+                circuit, jnp.zeros((), dtype), rtol=rtol, atol=atol
+            )
+            # A non-finite operating point (a NaN parameter, say) is reported as such at step 0.
+            dc_finite = jnp.all(jnp.isfinite(xdc))
+            dc_worst = jnp.where(dc_finite, dc_worst, jnp.argmax(~jnp.isfinite(xdc)))
+            x0 = xdc[: mna.size]
+            i_short = xdc[mna.size :]
+            vb0 = mna.branch_voltages(x0)
+            ib_parts, start_short = [], 0
+            for g, v in zip(groups, _split(groups, vb0)):
+                if g.dc == "conductor":
+                    ib_parts.append(g.dc_current(v))
+                elif g.dc == "short":
+                    ib_parts.append(i_short[start_short : start_short + len(g)])
+                    start_short += len(g)
+                else:
+                    ib_parts.append(jnp.zeros_like(v))
+            ib0 = _concat(ib_parts, dtype)
+
+        states, start_short = [], 0
         for g, v in zip(groups, _split(groups, vb0)):
-            if g.dc == "conductor":
-                ib_parts.append(g.dc_current(v))
-            elif g.dc == "short":
-                ib_parts.append(i_short[start_short : start_short + len(g)])
+            i0 = None
+            if g.dc == "short" and i_short is not None:
+                i0 = i_short[start_short : start_short + len(g)]
                 start_short += len(g)
-            else:
-                ib_parts.append(jnp.zeros_like(v))
-        ib0 = _concat(ib_parts, dtype)
+            states.append(g.init(v, i0, setup))
 
-    states, start_short = [], 0
-    for g, v in zip(groups, _split(groups, vb0)):
-        i0 = None
-        if g.dc == "short" and i_short is not None:
-            i0 = i_short[start_short : start_short + len(g)]
-            start_short += len(g)
-        states.append(g.init(v, i0, setup))
+        ok0 = dc_ok
+        init = _Carry(
+            x=x0,
+            states=tuple(states),
+            result=RESULTS.where(
+                ok0,
+                RESULTS.successful,
+                RESULTS.where(dc_finite, RESULTS.dc_failed, RESULTS.nonfinite),
+            ),
+            fail_step=jnp.asarray(0, jnp.int32),
+            fail_index=jnp.asarray(dc_worst, jnp.int32),
+            acc=None if accumulator is None else accumulator.init(vb0, setup),
+            max_iters=jnp.asarray(0, jnp.int32),
+        )
+        return init, x0, ib0
 
-    ok0 = dc_ok
-    init = _Carry(
-        x=x0,
-        states=tuple(states),
-        result=RESULTS.where(
-            ok0,
-            RESULTS.successful,
-            RESULTS.where(dc_finite, RESULTS.dc_failed, RESULTS.nonfinite),
-        ),
-        fail_step=jnp.asarray(0, jnp.int32),
-        fail_index=jnp.asarray(dc_worst, jnp.int32),
-        acc=None if accumulator is None else accumulator.init(vb0, setup),
-        max_iters=jnp.asarray(0, jnp.int32),
-    )
-
-    def step(carry: _Carry, nstep):
+    def step(self, carry: _Carry, nstep):
+        """One time step: Newton on the step's residual, the implicit-function derivative of
+        its solution, the elements' new states, the status and the per-step outputs."""
+        (circuit, groups, mna, setup, dt, dtype) = self._parts()
+        newton, saveat, steps = self.newton, self.saveat, self.setup.steps
+        max_newton, rtol, atol = newton.max_iter, newton.rtol, newton.atol
+        save_states, save_currents = saveat.states, saveat.currents
+        save_conductances = saveat.conductances
+        linear = all(g.linear for g in groups)
+        accumulator, progress = self.accumulator, self.progress
         t = nstep.astype(dtype) * dt
         e = circuit.vsources.values(t)
         i_src = circuit.isources.values(t)
@@ -254,11 +265,38 @@ def _run(
         )
         return new, out
 
+
+@eqx.filter_jit
+def _run(
+    circuit: Circuit,
+    dt: Array,
+    steps: int,
+    kernel: AbstractKernel,
+    history: AbstractHistory,
+    rest: bool,
+    newton: NewtonOptions,
+    saveat: SaveAt,
+    progress: AbstractProgress,
+    accumulator: AbstractAccumulator | None = None,
+    checkpoint: int | None = None,
+) -> Trajectory:
+    """The jitted run behind `simulate`: `TransientStepper` driven by `lax.scan`; ``newton``
+    has its tolerances resolved."""
+    dtype = dt.dtype
+    save_states, save_currents = saveat.states, saveat.currents
+    save_conductances = saveat.conductances
+    circuit = dataclasses.replace(circuit, groups=tuple(g.check() for g in circuit.groups))
+    n = circuit.n_nodes
+    nv = len(circuit.vsources)
+    setup = StepSetup(dt=dt, steps=steps, kernel=kernel, history=history)
+    stepper = TransientStepper(circuit, setup, newton, saveat, progress, accumulator)
+    init, x0, ib0 = stepper.init(rest)
+
     # The step index rides in the carry rather than as scanned `jnp.arange(1, steps + 1)`,
     # which XLA materialises: an O(N) buffer in runs whose memory is otherwise O(1) in N.
     def counted_step(carry_n, _):
         carry, nstep = carry_n
-        new, out = step(carry, nstep)
+        new, out = stepper.step(carry, nstep)
         return (new, nstep + 1), out
 
     (final, _), outs = _scan_steps(counted_step, (init, jnp.asarray(1)), steps, checkpoint)
