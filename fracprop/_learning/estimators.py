@@ -341,6 +341,7 @@ class Replay(AbstractEstimator):
     """
 
     synapses_only: ClassVar[bool] = True
+    supports_starting: ClassVar[bool] = False
 
     order: float = eqx.field(static=True, default=0.0)
 

@@ -107,6 +107,10 @@ class LearningProblem(AbstractProblem):
       rematerialised segment when the problem's runs are differentiated in reverse mode
       (`jax.grad` of `loss`, `Autodiff`); memory ~ (N/k)·state + k·residuals instead of
       N·residuals, for about one extra forward pass.
+    - ``starting``: Lubich starting weights for the fractional elements, as in `simulate`
+      (default ``False``: the uncorrected scheme of Kendall 2021, whose first steps are
+      O(h^α) accurate). Not with trained orders α, and not with the `Replay` estimator,
+      whose adjoint does not include the coupled start block.
 
     Data: inputs of shape ``(len(inputs), steps + 1)`` and targets of shape
     ``(len(outputs), steps + 1)``, with an optional leading batch axis on both.
@@ -123,6 +127,7 @@ class LearningProblem(AbstractProblem):
     kernel: AbstractKernel
     history: AbstractHistory
     checkpoint: int | None = eqx.field(static=True)
+    starting: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -136,6 +141,7 @@ class LearningProblem(AbstractProblem):
         kernel: AbstractKernel = GL(),
         history: AbstractHistory | str = "auto",
         checkpoint: int | None = None,
+        starting: bool = False,
     ):
         if isinstance(inputs, str):
             inputs = (inputs,)
@@ -183,6 +189,12 @@ class LearningProblem(AbstractProblem):
         self.kernel = kernel
         self.history = resolve_history(history, kernel, int(steps))
         self.checkpoint = None if checkpoint is None else int(checkpoint)
+        self.starting = bool(starting)
+        if self.starting and trained:
+            raise LearningError(
+                "starting=True needs concrete orders alpha (the starting weights are "
+                "precomputed from them), but some alpha is trainable; pass starting=False"
+            )
 
     # -- parameters ------------------------------------------------------------------------
     def _leaf_getters(self):
@@ -232,6 +244,7 @@ class LearningProblem(AbstractProblem):
             kernel=self.kernel,
             history=self.history,
             checkpoint=self.checkpoint,
+            starting=self.starting,
         )
         unknown = set(changes) - set(kwargs)
         if unknown:
@@ -256,6 +269,12 @@ class LearningProblem(AbstractProblem):
         (``synapses_only``) and something else is trainable."""
         if estimator.synapses_only:
             _check_synapses(self, type(estimator).__name__)
+        if self.starting and not getattr(estimator, "supports_starting", True):
+            raise LearningError(
+                f"{type(estimator).__name__} does not support starting weights (its adjoint "
+                "does not include the coupled start block); make the problem with "
+                "starting=False, or use Autodiff"
+            )
 
     def check_data(self, inputs, targets) -> tuple[Array, Array, bool]:
         """Validate shapes; returns ``(inputs, targets, batched)``."""
@@ -291,6 +310,7 @@ class LearningProblem(AbstractProblem):
             steps=self.steps,
             kernel=self.kernel,
             history=self.history,
+            starting=self.starting,
             uic=True,
             inputs=feeds,
             **kwargs,

@@ -33,11 +33,12 @@ from .._circuit.topology import check_dc_loops
 from .._custom_types import ScalarLike
 from .._fractional.history.base import AbstractHistory
 from .._fractional.history.resolve import resolve_history
-from .._fractional.kernels import GL, AbstractKernel
+from .._fractional.kernels import FBDF2, AbstractKernel
 from .._progress import AbstractProgress, NoProgress
 from .newton import _tolerances
 from .options import NewtonOptions, SaveAt
 from .solution import SimulationError, Trajectory, _error_if_failed
+from .start import StartingError, starting_tables
 from .stepper import AbstractAccumulator, _run, check_checkpoint
 
 # Keywords that `SaveAt` and `NewtonOptions` replaced, and what to pass instead.
@@ -63,8 +64,9 @@ def simulate(
     *,
     dt: ScalarLike,
     steps: int,
-    kernel: AbstractKernel = GL(),
+    kernel: AbstractKernel = FBDF2(),
     history: AbstractHistory | str = "auto",
+    starting: bool = True,
     uic: bool = False,
     inputs: dict[str, Any] | None = None,
     throw: bool = True,
@@ -190,6 +192,12 @@ def simulate(
         conductances=bool(saveat.conductances),
     )
     history = resolve_history(history, kernel, int(steps))
+    tables = None
+    if starting and circuit.is_fractional:
+        try:
+            tables, _ = starting_tables(circuit, kernel, dt_known, int(steps), dtype)
+        except StartingError as err:
+            raise ValueError(str(err)) from None
     traj = _run(
         circuit,
         dt,
@@ -202,6 +210,7 @@ def simulate(
         progress,
         accumulator,
         None if checkpoint is None else int(checkpoint),
+        tables,
     )
     if throw:
         if traj.result.is_traced():

@@ -21,7 +21,15 @@ from .._fractional.kernels import AbstractKernel
 from .._progress import AbstractProgress
 from .dc import dc_operating_point
 from .mna import _concat, _split, _transient_mna
-from .newton import _branch_currents, _branch_limit, _converged, _newton, _stop
+from .newton import (
+    _branch_currents,
+    _branch_limit,
+    _converged,
+    _newton,
+    _stop,
+    implicit_solution,
+    newton_iterate,
+)
 from .options import NewtonOptions, SaveAt
 from .solution import RESULTS, Trajectory
 
@@ -112,6 +120,33 @@ def _scan_steps(body, init, steps: int, checkpoint: int | None):
     return carry, outs
 
 
+def _block_currents(circuit: Circuit, states: tuple, setup: StepSetup, vb: Array):
+    """Every branch current of the start block, shape ``(m, branches)``, for branch voltages
+    ``vb`` of that shape, and every group's state after the block."""
+    currents, new_states, lo = [], [], 0
+    for g, state in zip(circuit.groups, states):
+        i, state = g.block_currents(vb[:, lo : lo + len(g)], state, setup)
+        currents.append(i.astype(vb.dtype))
+        new_states.append(state)
+        lo += len(g)
+    return jnp.concatenate(currents, axis=1), tuple(new_states)
+
+
+def _block_residual(mna, m: int, x: Array, ctx) -> Array:
+    """The stacked residual of steps ``1 … m`` for the stacked unknowns ``x`` (``m·size``)."""
+    circuit, states, setup, e, i_src = ctx
+    xs = x.reshape(m, mna.size)
+    vb = jax.vmap(mna.branch_voltages)(xs)
+    currents, _ = _block_currents(circuit, states, setup, vb)
+    return jax.vmap(mna.residual)(xs, currents, e, i_src).reshape(-1)
+
+
+def _block_solve(mna, m: int, x: Array, ctx, f: Array) -> Array:
+    """``J⁻¹ f`` with ``J`` the dense Jacobian of `_block_residual` (``m·size`` square)."""
+    jac = jax.jacfwd(functools.partial(_block_residual, mna, m))(x, ctx)
+    return jnp.linalg.solve(jac, f)
+
+
 class TransientStepper(eqx.Module):
     """The transient stepper as a state machine: `init` gives the state at ``t = 0`` (the DC
     operating point, or rest), `step` advances it by one time step. `_run` drives it with
@@ -193,6 +228,84 @@ class TransientStepper(eqx.Module):
             max_iters=jnp.asarray(0, jnp.int32),
         )
         return init, x0, ib0
+
+    @property
+    def block_size(self) -> int:
+        """``m``, the number of first steps solved as one block (0 without starting weights)."""
+        tables = self.setup.starting or {}
+        return max((t.size for t in tables.values()), default=0)
+
+    def start(self, carry: _Carry):
+        """Steps ``1 … m`` as one block: with starting weights, step ``n ≤ m`` depends on the
+        values of every step of the block (`fracprop._transient.start`), so Newton's method
+        runs on the stacked unknowns, with the dense Jacobian of the stacked residual, and
+        the implicit-function derivative of the block (`implicit_solution`). Returns the
+        carry after step ``m`` and the block's per-step outputs (as `step` stacks them)."""
+        (circuit, groups, mna, setup, dt, dtype) = self._parts()
+        newton, saveat, m = self.newton, self.saveat, self.block_size
+        ns = jnp.arange(1, m + 1)
+        ts = ns.astype(dtype) * dt
+        e = jax.vmap(circuit.vsources.values)(ts)
+        i_src = jax.vmap(circuit.isources.values)(ts)
+        ctx = (circuit, carry.states, setup, e, i_src)
+        residual = functools.partial(_block_residual, mna, m)
+        solve = functools.partial(_block_solve, mna, m)
+        stopped = _stop(ctx)
+
+        def update(x, state):
+            return -solve(x, stopped, residual(x, stopped)), state, jnp.asarray(True)
+
+        x_star, conv, iters, ratio = newton_iterate(
+            update,
+            jnp.tile(jax.lax.stop_gradient(carry.x), m),
+            None,
+            max_iter=newton.max_iter,
+            rtol=newton.rtol,
+            atol=newton.atol,
+            single=all(g.linear for g in groups),
+        )
+        x = implicit_solution(residual, solve, jax.lax.stop_gradient(x_star), ctx)
+        xs = x.reshape(m, mna.size)
+        vb = jax.vmap(mna.branch_voltages)(xs)
+        block = functools.partial(_block_currents, circuit, carry.states, setup)
+        currents, states = block(vb)
+        finite = jnp.all(jnp.isfinite(x))
+        bad = jnp.where(finite, jnp.argmax(jnp.where(jnp.isfinite(ratio), ratio, jnp.inf)),
+                        jnp.argmax(~jnp.isfinite(x)))
+        code = RESULTS.where(
+            finite,
+            RESULTS.where(conv, RESULTS.successful, RESULTS.newton_failed),
+            RESULTS.nonfinite,
+        )
+        fresh = (carry.result == RESULTS.successful) & (code != RESULTS.successful)
+        result = RESULTS.where(fresh, code, carry.result)
+        fail_step = jnp.where(fresh, (bad // mna.size + 1).astype(jnp.int32), carry.fail_step)
+        fail_index = jnp.where(fresh, (bad % mna.size).astype(jnp.int32), carry.fail_index)
+        out = {}
+        if saveat.states:
+            out["x"] = xs
+            out["iters"] = jnp.broadcast_to(iters, (m,))
+        if saveat.currents:
+            out["i"] = currents
+        if saveat.conductances:
+            # The diagonal ∂i_b[n]/∂v_b[n] of the block's Jacobian.
+            jac = jax.jacfwd(lambda v: block(v)[0])(vb)
+            out["g"] = jnp.einsum("nbnb->nb", jac)
+        acc = carry.acc
+        for k in range(m):
+            if self.accumulator is not None:
+                acc = self.accumulator.update_with_unknowns(acc, xs[k], vb[k], ns[k], setup)
+            self.progress.update(ns[k], setup.steps)
+        new = _Carry(
+            xs[-1],
+            states,
+            result,
+            fail_step,
+            fail_index,
+            acc,
+            jnp.maximum(carry.max_iters, iters).astype(carry.max_iters.dtype),
+        )
+        return new, out
 
     def step(self, carry: _Carry, nstep):
         """One time step: Newton on the step's residual, the implicit-function derivative of
@@ -279,6 +392,7 @@ def _run(
     progress: AbstractProgress,
     accumulator: AbstractAccumulator | None = None,
     checkpoint: int | None = None,
+    starting: dict | None = None,
 ) -> Trajectory:
     """The jitted run behind `simulate`: `TransientStepper` driven by `lax.scan`; ``newton``
     has its tolerances resolved."""
@@ -288,9 +402,13 @@ def _run(
     circuit = dataclasses.replace(circuit, groups=tuple(g.check() for g in circuit.groups))
     n = circuit.n_nodes
     nv = len(circuit.vsources)
-    setup = StepSetup(dt=dt, steps=steps, kernel=kernel, history=history)
+    setup = StepSetup(dt=dt, steps=steps, kernel=kernel, history=history, starting=starting)
     stepper = TransientStepper(circuit, setup, newton, saveat, progress, accumulator)
     init, x0, ib0 = stepper.init(rest)
+    m = stepper.block_size
+    block_outs = {}
+    if m:
+        init, block_outs = stepper.start(init)
 
     # The step index rides in the carry rather than as scanned `jnp.arange(1, steps + 1)`,
     # which XLA materialises: an O(N) buffer in runs whose memory is otherwise O(1) in N.
@@ -299,7 +417,10 @@ def _run(
         new, out = stepper.step(carry, nstep)
         return (new, nstep + 1), out
 
-    (final, _), outs = _scan_steps(counted_step, (init, jnp.asarray(1)), steps, checkpoint)
+    (final, _), outs = _scan_steps(
+        counted_step, (init, jnp.asarray(m + 1)), steps - m, checkpoint
+    )
+    outs = {k: jnp.concatenate([block_outs[k], v], axis=0) for k, v in outs.items()} if m else outs
     if save_states:
         xs = jnp.concatenate([x0[None], outs["x"]], axis=0)
         iters = jnp.concatenate([jnp.zeros((1,), outs["iters"].dtype), outs["iters"]])

@@ -61,6 +61,9 @@ class StepSetup(eqx.Module):
     steps: int = eqx.field(static=True)
     kernel: AbstractKernel
     history: AbstractHistory
+    #: Lubich starting weights of the fractional groups, by group letter
+    #: (`fracprop._transient.start.StartTable`); ``None`` or empty: none.
+    starting: dict | None = None
 
 
 class AbstractGroup(eqx.Module):
@@ -122,6 +125,20 @@ class AbstractBranchGroup(AbstractGroup):
     def advance(self, state: Any, v: Array, pre: Any, n: Array, setup: StepSetup) -> Any:
         """State after step ``n`` has converged at branch voltage ``v``."""
         return state
+
+    def block_currents(self, vb: Array, state: Any, setup: StepSetup) -> tuple[Array, Any]:
+        """The currents of steps ``1 … m`` for the branch voltages ``vb`` of shape
+        ``(m, len(self))``, and the state after step ``m``, starting from the state at
+        ``t = 0``. The stepper solves these steps as one block when starting weights couple
+        them (`fracprop._transient.start`). Default: `prepare`, `current` and `advance` step
+        by step, for elements whose step ``n`` does not depend on later steps."""
+        currents = []
+        for k in range(vb.shape[0]):
+            n = jnp.asarray(k + 1)
+            pre = self.prepare(state, n, setup)
+            currents.append(self.current(vb[k], pre, setup))
+            state = self.advance(state, vb[k], pre, n, setup)
+        return jnp.stack(currents), state
 
     def dc_current(self, v: Array) -> Array:
         """Current at DC (only for ``dc == "conductor"`` groups)."""

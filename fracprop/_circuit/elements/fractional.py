@@ -19,6 +19,51 @@ from .base import AbstractBranchGroup, branch_group
 class _FracState(eqx.Module):
     hist: Any
     extra: Array
+    #: The channel values ``x_1 … x_m`` of the start block, shape ``(m, channels)`` (``m = 0``
+    #: without starting weights).
+    start: Array
+
+
+def _start_table(group, setup):
+    """The group's `StartTable` in ``setup``, or ``None``."""
+    return setup.starting.get(group.letter) if setup.starting else None
+
+
+def _empty_start(group, setup, channels: int, dtype) -> Array:
+    table = _start_table(group, setup)
+    return jnp.zeros((0 if table is None else table.size, channels), dtype)
+
+
+def _start_correction(group, setup, start: Array, n: Array) -> Array:
+    """``Σ_j s_{n,j} x_j`` for every channel (Lubich's correction; zero without a table)."""
+    table = _start_table(group, setup)
+    if table is None:
+        return jnp.zeros(start.shape[1:], start.dtype)
+    return jnp.einsum("cj,jc->c", table.rows(n).astype(start.dtype), start)
+
+
+def _block_operator(setup, orders: Array, rows: Array) -> Array:
+    r"""The corrected convolution on the start block, per channel: ``L[c, n, k] =
+    w^{(a_c)}_{n−k} [k ≤ n] + s^{(c)}_{n,k}`` for ``n, k = 1 … m`` (``rows`` the starting
+    weights of the block, shape ``(channels, m, m)``). Rest before ``t = 0``: ``x_0 = 0``."""
+    m = rows.shape[-1]
+    w = setup.kernel.weights(orders, m).astype(rows.dtype)  # (channels, m + 1)
+    n = np.arange(m)
+    lag = n[:, None] - n[None, :]
+    toeplitz = jnp.where(lag >= 0, w[:, np.maximum(lag, 0)], 0.0)
+    return toeplitz + rows
+
+
+def _apply_block(operator: Array, x: Array) -> Array:
+    """``(L x)[n, c] = Σ_k L[c, n, k] x[k, c]``."""
+    return jnp.einsum("cnk,kc->nc", operator, x)
+
+
+def _push_block(setup, hist, values: Array):
+    """``hist`` after steps ``1 … m`` recorded ``values[0] … values[m − 1]``."""
+    for k in range(values.shape[0]):
+        hist = setup.history.push(hist, jnp.asarray(k + 1), values[k])
+    return hist
 
 
 def order_classes_of(values) -> tuple[int, ...]:
@@ -129,13 +174,18 @@ class Memristors(AbstractBranchGroup):
             classes = classes + tuple(len(a) + c for c in classes)
         return setup.history.init(setup.kernel, jnp.concatenate([-a, a]), setup.steps, classes)
 
+    def channel_orders(self, alpha):
+        """Orders of the channels ``v`` (``−(1−α)``) and ``r̂ − r̂(0)`` (``1−α``)."""
+        return np.concatenate([-(1.0 - alpha), 1.0 - alpha])
+
     def init(self, v0, i0, setup):
         hist = self._init_history(setup)
         r0 = self._r(jnp.zeros_like(v0))
-        return _FracState(hist=hist, extra=r0)
+        return _FracState(hist=hist, extra=r0, start=_empty_start(self, setup, 2 * len(v0), v0.dtype))
 
     def prepare(self, state, n, setup):
-        return setup.history.history(state.hist, n), state.extra
+        h = setup.history.history(state.hist, n)
+        return h + _start_correction(self, setup, state.start, n), state.extra
 
     def _first_weights(self, setup):
         """``w_0`` of ``I^{1−α}`` and of ``D^{1−α}`` (1 and 1 for GL; their product is 1)."""
@@ -159,7 +209,23 @@ class Memristors(AbstractBranchGroup):
         _, r0 = pre
         r = self._r(self._psi(v, pre, setup))
         hist = setup.history.push(state.hist, n, jnp.concatenate([v, r - r0]))
-        return _FracState(hist=hist, extra=state.extra)
+        return _FracState(hist=hist, extra=state.extra, start=state.start)
+
+    def block_currents(self, vb, state, setup):
+        """The start block in matrix form: ``Ψ = h^{1−α} L_I v``, ``i = h^{α−1} L_D (r̂(Ψ) −
+        r̂(0))`` with the corrected block convolutions `_block_operator` (rest for t ≤ 0)."""
+        table = _start_table(self, setup)
+        rows = table.block().astype(vb.dtype)
+        m, k = vb.shape[0], len(self.names)
+        beta = 1.0 - self.alpha
+        psi = jnp.power(setup.dt, beta) * _apply_block(
+            _block_operator(setup, -beta, rows[:k]), vb
+        )
+        rho = self._r(psi) - state.extra
+        cur = jnp.power(setup.dt, -beta) * _apply_block(_block_operator(setup, beta, rows[k:]), rho)
+        values = jnp.concatenate([vb, rho], axis=1)
+        hist = _push_block(setup, state.hist, values)
+        return cur, _FracState(hist=hist, extra=state.extra, start=values)
 
     def dc_current(self, v):
         raise RuntimeError("fractional memristors have no DC operating point; start from rest")
@@ -225,11 +291,17 @@ class CPEs(AbstractBranchGroup):
         alpha, classes = distinct_orders(self)
         return setup.history.init(setup.kernel, alpha, setup.steps, classes)
 
+    def channel_orders(self, alpha):
+        """The order ``α`` of each element's one channel."""
+        return alpha
+
     def init(self, v0, i0, setup):
-        return _FracState(hist=self._init_history(setup), extra=v0)
+        start = _empty_start(self, setup, len(v0), v0.dtype)
+        return _FracState(hist=self._init_history(setup), extra=v0, start=start)
 
     def prepare(self, state, n, setup):
-        return setup.history.history(state.hist, n), state.extra
+        h = setup.history.history(state.hist, n)
+        return h + _start_correction(self, setup, state.start, n), state.extra
 
     def current(self, v, pre, setup):
         h, v0 = pre
@@ -238,7 +310,19 @@ class CPEs(AbstractBranchGroup):
 
     def advance(self, state, v, pre, n, setup):
         _, v0 = pre
-        return _FracState(hist=setup.history.push(state.hist, n, v - v0), extra=state.extra)
+        hist = setup.history.push(state.hist, n, v - v0)
+        return _FracState(hist=hist, extra=state.extra, start=state.start)
+
+    def block_currents(self, vb, state, setup):
+        """The start block in matrix form: ``i = C h^{−α} L (v − v_0)`` with the corrected
+        block convolution `_block_operator`."""
+        rows = _start_table(self, setup).block().astype(vb.dtype)
+        z = vb - state.extra
+        cur = self.c * jnp.power(setup.dt, -self.alpha) * _apply_block(
+            _block_operator(setup, self.alpha, rows), z
+        )
+        hist = _push_block(setup, state.hist, z)
+        return cur, _FracState(hist=hist, extra=state.extra, start=z)
 
     # Adjoint of i_m = C h^{−α} Σ_k w_k v_{m−k}: the same convolution in reversed time,
     # ι[τ] = C h^{−α} (w_0 μ[τ] + Σ_{j≥1} w_j μ[τ−j]) = g (μ[τ] + Σ_{j≥1} w_j μ[τ−j] / w_0)
