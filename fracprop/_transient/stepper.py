@@ -18,7 +18,7 @@ from .._circuit.elements.base import StepSetup
 from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
 from .._fractional.kernels import AbstractKernel
-from .._progress import AbstractProgress
+from .._progress import AbstractProgress, NoProgress
 from .dc import dc_operating_point
 from .mna import _concat, _split, _transient_mna
 from .newton import _branch_currents, _branch_limit, _converged, _newton, _stop
@@ -279,9 +279,22 @@ def _run(
     progress: AbstractProgress,
     accumulator: AbstractAccumulator | None = None,
     checkpoint: int | None = None,
+    substeps: int = 1,
 ) -> Trajectory:
     """The jitted run behind `simulate`: `TransientStepper` driven by `lax.scan`; ``newton``
-    has its tolerances resolved."""
+    has its tolerances resolved.
+
+    The output grid is ``t_n = n·dt``, ``n = 0 … steps``; the stepper takes ``substeps``
+    internal steps of ``dt/substeps`` per output step (its `StepSetup` has that step and
+    ``steps·substeps`` steps, for the history backends and the convolution weights). An outer
+    `lax.scan` over the output steps runs the internal steps in a nested scan and keeps only
+    the output points, so the stored outputs are O(steps) whatever ``substeps``. The
+    ``accumulator`` is folded at the output points only, with the output step index ``n`` and
+    a `StepSetup` of the output grid (``dt``, ``steps``), so that it sees the same points and
+    indices whatever ``substeps``; ``progress`` counts output steps; ``checkpoint`` counts
+    output steps per rematerialised segment. ``fail_step`` is the output step whose
+    interval ``((n−1)·dt, n·dt]`` holds the first failing internal step.
+    """
     dtype = dt.dtype
     save_states, save_currents = saveat.states, saveat.currents
     save_conductances = saveat.conductances
@@ -289,17 +302,45 @@ def _run(
     n = circuit.n_nodes
     nv = len(circuit.vsources)
     setup = StepSetup(dt=dt, steps=steps, kernel=kernel, history=history)
-    stepper = TransientStepper(circuit, setup, newton, saveat, progress, accumulator)
+    grid, setup = setup, _internal_setup(setup, substeps)
+    # The accumulator and the progress meter act at the output points (in `output_step`).
+    stepper = TransientStepper(circuit, setup, newton, saveat, NoProgress(), None)
     init, x0, ib0 = stepper.init(rest)
+    mna = _transient_mna(circuit)
+    if accumulator is not None:
+        init = dataclasses.replace(init, acc=accumulator.init(mna.branch_voltages(x0), grid))
 
-    # The step index rides in the carry rather than as scanned `jnp.arange(1, steps + 1)`,
+    def internal_step(carry_m, _):
+        carry, m, iters = carry_m
+        new, out = stepper.step(carry, m)
+        if "iters" in out:
+            iters = jnp.maximum(iters, out["iters"]).astype(iters.dtype)
+        return (new, m + 1, iters), None
+
+    # The step indices ride in the carry rather than as scanned `jnp.arange(1, steps + 1)`,
     # which XLA materialises: an O(N) buffer in runs whose memory is otherwise O(1) in N.
-    def counted_step(carry_n, _):
+    def output_step(carry_n, _):
         carry, nstep = carry_n
-        new, out = stepper.step(carry, nstep)
+        m = (nstep - 1) * substeps + 1  # the first internal step of this output step
+        iters = jnp.asarray(0, jnp.int32)
+        if substeps > 1:
+            # Every internal step but the last, keeping the most Newton iterations of them.
+            (carry, m, iters), _ = jax.lax.scan(
+                internal_step, (carry, m, iters), None, length=substeps - 1
+            )
+        new, out = stepper.step(carry, m)
+        if substeps > 1 and "iters" in out:
+            out["iters"] = jnp.maximum(out["iters"], iters).astype(out["iters"].dtype)
+        if accumulator is not None:
+            x = new.x
+            acc = accumulator.update_with_unknowns(
+                new.acc, x, mna.branch_voltages(x), nstep, grid
+            )
+            new = dataclasses.replace(new, acc=acc)
+        progress.update(nstep, steps)
         return (new, nstep + 1), out
 
-    (final, _), outs = _scan_steps(counted_step, (init, jnp.asarray(1)), steps, checkpoint)
+    (final, _), outs = _scan_steps(output_step, (init, jnp.asarray(1)), steps, checkpoint)
     if save_states:
         xs = jnp.concatenate([x0[None], outs["x"]], axis=0)
         iters = jnp.concatenate([jnp.zeros((1,), outs["iters"].dtype), outs["iters"]])
@@ -315,6 +356,9 @@ def _run(
         g_branch = jnp.concatenate([jnp.zeros_like(outs["g"][:1]), outs["g"]], axis=0)
     ts = jnp.arange(steps + 1, dtype=dtype) * dt
     i_isrc = jax.vmap(circuit.isources.values)(ts) if save_currents else None
+    fail_step = final.fail_step
+    if substeps > 1:
+        fail_step = (fail_step + substeps - 1) // substeps
     return Trajectory(
         ts=ts,
         v=xs[:, :n],
@@ -324,13 +368,24 @@ def _run(
         g_branch=g_branch,
         accumulated=final.acc,
         result=final.result,
-        fail_step=final.fail_step,
+        fail_step=fail_step,
         fail_index=final.fail_index,
         newton_iterations=iters,
         node_names=circuit.node_names,
         vsource_names=circuit.vsources.names,
         branch_names=circuit.branch_names,
         newton=newton,
+        substeps=substeps,
+    )
+
+
+def _internal_setup(setup: StepSetup, substeps: int) -> StepSetup:
+    """The `StepSetup` of the internal grid: ``substeps`` steps of ``dt/substeps`` per output
+    step (``setup`` itself for ``substeps = 1``)."""
+    if substeps == 1:
+        return setup
+    return dataclasses.replace(
+        setup, dt=setup.dt / substeps, steps=setup.steps * substeps
     )
 
 
