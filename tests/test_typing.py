@@ -61,7 +61,7 @@ def test_batched_trajectory_matches_its_shapes():
     dts = jnp.asarray([1e-3, 2e-3])
     traj = jax.vmap(
         lambda dt: fp.simulate(
-            circuit, dt=dt, steps=12, throw=False, saveat=fp.SaveAt(currents=True)
+            circuit, dt=dt, steps=12, throw=False, saveat=fp.SaveAt(currents=True), substeps=1
         )
     )(dts)
     assert traj.v.shape[0] == 2

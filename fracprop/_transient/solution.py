@@ -49,7 +49,8 @@ _DETAIL = {
     "on {where}); use uic=True to start from rest, or add a resistor to ground at that node",
     int(RESULTS.tolerance_not_met._value): "the estimated time-discretisation error exceeds "
     "the tolerance{at} on {where} at the finest internal step allowed (max_substeps); pass a "
-    "smaller dt (TSTEP), a looser rtol/atol (.options reltol/vntol/abstol), a larger "
+    "smaller dt (TSTEP), a looser rtol, atol or atol_current (.options reltol, vntol, abstol), "
+    "a larger "
     "max_substeps, or substeps=k to accept a fixed grid",
 }
 _N_CODES = len(RESULTS)

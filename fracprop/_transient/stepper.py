@@ -333,9 +333,7 @@ def _run(
             out["iters"] = jnp.maximum(out["iters"], iters).astype(out["iters"].dtype)
         if accumulator is not None:
             x = new.x
-            acc = accumulator.update_with_unknowns(
-                new.acc, x, mna.branch_voltages(x), nstep, grid
-            )
+            acc = accumulator.update_with_unknowns(new.acc, x, mna.branch_voltages(x), nstep, grid)
             new = dataclasses.replace(new, acc=acc)
         progress.update(nstep, steps)
         return (new, nstep + 1), out
@@ -384,9 +382,7 @@ def _internal_setup(setup: StepSetup, substeps: int) -> StepSetup:
     step (``setup`` itself for ``substeps = 1``)."""
     if substeps == 1:
         return setup
-    return dataclasses.replace(
-        setup, dt=setup.dt / substeps, steps=setup.steps * substeps
-    )
+    return dataclasses.replace(setup, dt=setup.dt / substeps, steps=setup.steps * substeps)
 
 
 def check_checkpoint(checkpoint: Any, steps: int, error: type[Exception] = ValueError) -> None:

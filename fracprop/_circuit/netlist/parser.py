@@ -26,7 +26,6 @@ from .tables import (
     _Model,
 )
 
-
 # The option cards, and the options fracprop uses (the tolerances of the time-error control).
 _OPTIONS_CARDS = (".options", ".option", ".opt")
 _USED_OPTIONS = ("reltol", "vntol", "abstol")
@@ -173,7 +172,8 @@ class _Parser:
             if key in _USED_OPTIONS:
                 if not has_value:
                     raise self.error(
-                        card.line, f"option {name} needs a value, e.g. {key}=1e-3 (in {card.text!r})"
+                        card.line,
+                        f"option {name} needs a value, e.g. {key}=1e-3 (in {card.text!r})",
                     )
                 value = self.value(card, tokens[i + 2], f".options {key}")
                 if not (math.isfinite(value) and value > 0):
