@@ -111,7 +111,13 @@ def main(argv=None) -> int:
 
                 def run(hist=hist, share=share):
                     return fp.simulate(
-                        circuit, dt=dt, steps=n, inputs=inputs, history=hist, share_orders=share
+                        circuit,
+                        dt=dt,
+                        steps=n,
+                        inputs=inputs,
+                        history=hist,
+                        share_orders=share,
+                        substeps=1,
                     ).v
 
                 v, first, tmin, tmed = timed(run, repeats)

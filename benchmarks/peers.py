@@ -269,7 +269,7 @@ def _ladder_row(
 
 def run_fracprop_fde(circuit, n: int, history, repeats: int) -> dict:
     dt = T_FDE / n
-    fn = jax.jit(lambda c: fp.simulate(c, dt=dt, steps=n, history=history, throw=False))
+    fn = jax.jit(lambda c: fp.simulate(c, dt=dt, steps=n, history=history, throw=False, substeps=1))
     t0 = time.perf_counter()
     traj = jax.block_until_ready(fn(circuit))
     first = time.perf_counter() - t0
@@ -622,7 +622,11 @@ def fracprop_rc_runner(circuit, reference: LadderReference, kernel=None):
 
     def run(n: int, repeats: int) -> dict:
         dt = T_RC / n
-        fn = jax.jit(lambda c: fp.simulate(c, dt=dt, steps=n, kernel=kernel, uic=True, throw=False))
+        fn = jax.jit(
+            lambda c: fp.simulate(
+                c, dt=dt, steps=n, kernel=kernel, uic=True, throw=False, substeps=1
+            )
+        )
         t0 = time.perf_counter()
         traj = jax.block_until_ready(fn(circuit))
         compile_s = time.perf_counter() - t0

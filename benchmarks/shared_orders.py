@@ -40,7 +40,13 @@ def compiled_run(circuit, dt, steps, history, share):
 
     def run(inputs):
         return fp.simulate(
-            circuit, dt=dt, steps=steps, inputs=inputs, history=history, share_orders=share
+            circuit,
+            dt=dt,
+            steps=steps,
+            inputs=inputs,
+            history=history,
+            share_orders=share,
+            substeps=1,
         ).v
 
     return jax.jit(run)

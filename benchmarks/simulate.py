@@ -142,7 +142,13 @@ def make_inputs(batch: int, steps: int, dtype) -> tuple[np.ndarray, np.ndarray]:
 def make_runner(steps: int, dtype, batched: bool):
     def run(circuit, u1, u2):
         return fp.simulate(
-            circuit, dt=DT, steps=steps, inputs={"V1": u1, "V2": u2}, throw=False, dtype=dtype
+            circuit,
+            dt=DT,
+            steps=steps,
+            inputs={"V1": u1, "V2": u2},
+            throw=False,
+            dtype=dtype,
+            substeps=1,
         )
 
     if batched:

@@ -99,7 +99,7 @@ def closed_form(t, r=R):
     return V * (1.0 - erfcx(np.sqrt(t) / (r * C_ALPHA)))
 
 
-traj = fp.simulate(circuit, dt=T_END / N, steps=N)
+traj = fp.simulate(circuit, dt=T_END / N, steps=N, substeps=1)
 ts, v_out = np.asarray(traj.ts), np.asarray(traj.node("out"))
 err = np.abs(v_out - closed_form(ts))
 print(f"error at t = 5τ:        {err[-1]:.3e} V   (bound 1e-4·V)")
@@ -119,7 +119,7 @@ assert err[-1] <= 1e-4 * V, err[-1]
 sizes = [512, 1024, 2048, 4096] + ([] if SMOKE else [8192, 16384])
 final_err = []
 for n in sizes:
-    tr = fp.simulate(circuit, dt=T_END / n, steps=n)
+    tr = fp.simulate(circuit, dt=T_END / n, steps=n, substeps=1)
     final_err.append(abs(float(tr.node("out")[-1]) - closed_form(T_END)))
     print(f"N = {n:5d}: error at t = 5τ {final_err[-1]:.3e} V")
 order = -np.polyfit(np.log(sizes[:4]), np.log(final_err[:4]), 1)[0]
@@ -161,7 +161,9 @@ N_GRAD = 1024 if SMOKE else 4096
 
 
 def v_end(g):
-    return fp.simulate(circuit.set("R1", "g", g), dt=T_END / N_GRAD, steps=N_GRAD).node("out")[-1]
+    return fp.simulate(circuit.set("R1", "g", g), dt=T_END / N_GRAD, steps=N_GRAD, substeps=1).node(
+        "out"
+    )[-1]
 
 
 g0 = 1.0 / R
@@ -185,7 +187,9 @@ assert abs(dv_dg - fd) <= 1e-6 * abs(fd)
 
 # %%
 def loss(g):
-    return (fp.simulate(circuit.set("R1", "g", g), dt=1e-3, steps=500).node("out") ** 2).sum()
+    return (
+        fp.simulate(circuit.set("R1", "g", g), dt=1e-3, steps=500, substeps=1).node("out") ** 2
+    ).sum()
 
 
 print("d loss / dg =", float(jax.grad(loss)(g0)))
@@ -209,8 +213,8 @@ C1 out 0 CPE1
 net = fp.parse_netlist(deck)
 print(net)
 steps = round(net.tran.tstop / net.tran.tstep)
-traj_net = fp.simulate(net.circuit, dt=net.tran.tstep, steps=steps)
-traj_built = fp.simulate(circuit, dt=net.tran.tstep, steps=steps)
+traj_net = fp.simulate(net.circuit, dt=net.tran.tstep, steps=steps, substeps=1)
+traj_built = fp.simulate(circuit, dt=net.tran.tstep, steps=steps, substeps=1)
 diff = float(np.max(np.abs(np.asarray(traj_net.node("out")) - np.asarray(traj_built.node("out")))))
 print(f"netlist vs builder, {steps} steps: max difference {diff:.1e} V")
 assert diff <= 1e-12

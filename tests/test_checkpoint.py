@@ -115,7 +115,7 @@ def test_gradient_temp_memory_smaller():
 def test_bad_checkpoint_raises(bad):
     problem, u, _ = problem_at(8)
     with pytest.raises(ValueError, match=r"checkpoint=.*positive integer"):
-        fp.simulate(problem.circuit, dt=0.1, steps=8, checkpoint=bad)
+        fp.simulate(problem.circuit, dt=0.1, steps=8, checkpoint=bad, substeps=1)
     with pytest.raises(ValueError, match=r"checkpoint=.*positive integer"):
         problem.replace(checkpoint=bad)
 

@@ -9,7 +9,9 @@ from fracprop.experiments.cli import main
 
 def test_default_example_writes_csv_and_plot(tmp_path, capsys):
     out, png = tmp_path / "out.csv", tmp_path / "out.png"
-    assert main(["simulate", "-o", str(out), "--plot", str(png), "--tstop", "0.5"]) == 0
+    # A fixed grid (--substeps 1): this test is about the files written.
+    args = ["simulate", "-o", str(out), "--plot", str(png), "--tstop", "0.5", "--substeps", "1"]
+    assert main(args) == 0
     lines = out.read_text().splitlines()
     assert lines[0] == "time,v(in),v(out)"
     assert len(lines) == 1 + 501  # one row per step, t = 0 included
@@ -21,19 +23,22 @@ def test_default_example_writes_csv_and_plot(tmp_path, capsys):
 def test_netlist_nodes_are_lower_case_and_selectable(tmp_path):
     out = tmp_path / "rlc.csv"
     path = NETLISTS / "rlc_underdamped.cir"
-    assert main(["simulate", str(path), "-o", str(out), "--nodes", "B,a", "--quiet"]) == 0
+    args = ["simulate", str(path), "-o", str(out), "--nodes", "B,a", "--quiet", "--substeps", "1"]
+    assert main(args) == 0
     assert out.read_text().splitlines()[0] == "time,v(b),v(a)"
 
 
 def test_every_node_by_default(tmp_path):
     out = tmp_path / "ladder.csv"
-    assert main(["simulate", str(NETLISTS / "rc_ladder_isource.cir"), "-o", str(out)]) == 0
+    path = NETLISTS / "rc_ladder_isource.cir"
+    assert main(["simulate", str(path), "-o", str(out), "--substeps", "1"]) == 0
     assert out.read_text().splitlines()[0] == "time,v(n1),v(n2),v(n3)"
 
 
 def test_progress_bar_on_long_runs(tmp_path, capsys):
     out = tmp_path / "o.csv"
-    assert main(["simulate", "-o", str(out), "--tstop", "0.3", "--progress-min", "100"]) == 0
+    args = ["simulate", "-o", str(out), "--tstop", "0.3", "--progress-min", "100"]
+    assert main(args + ["--substeps", "1"]) == 0
     assert "300/300 steps" in capsys.readouterr().err
 
 
@@ -43,11 +48,39 @@ def test_progress_bar_on_long_runs(tmp_path, capsys):
         (["simulate", "missing.cir"], "not found"),
         (["simulate", "--nodes", "zz"], "unknown node(s) zz"),
         (["simulate", "--dt", "-1"], "must be positive"),
+        (["simulate", "--reltol", "0"], "--reltol (0.0) must be a positive number"),
+        (["simulate", "--substeps", "0"], "--substeps (0) must be a positive integer"),
     ],
 )
 def test_errors_are_messages_not_tracebacks(tmp_path, capsys, args, message):
     assert main(args + ["-o", str(tmp_path / "x.csv")]) == 2
     assert message in capsys.readouterr().err
+
+
+RC_DECK = """\
+RC step response
+V1 in 0 1
+R1 in out 1k
+C1 out 0 1u
+.tran 0.1m 2m uic
+.options reltol=1e-2 vntol=1e-6 abstol=1e-12
+"""
+
+
+def test_deck_options_set_the_time_error_control(tmp_path, capsys):
+    deck = tmp_path / "rc.cir"
+    deck.write_text(RC_DECK)
+    out = tmp_path / "rc.csv"
+    assert main(["simulate", str(deck), "-o", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "time-error control: 4 internal steps per output step" in said
+    # v(out) = 1 − exp(−t/τ), τ = 1 ms: within reltol·max|v| + vntol at every output point.
+    data = np.loadtxt(out, delimiter=",", skiprows=1)
+    err = np.abs(data[:, 2] - (1 - np.exp(-data[:, 0] / 1e-3)))
+    assert np.max(err) <= 1e-2 * np.max(np.abs(data[:, 2])) + 1e-6
+    # --reltol overrides the deck: a tighter tolerance needs more internal steps.
+    assert main(["simulate", str(deck), "-o", str(out), "--reltol", "1e-3"]) == 0
+    assert "time-error control: 32 internal steps" in capsys.readouterr().out
 
 
 def test_bad_netlist_reports_line(tmp_path, capsys):

@@ -63,6 +63,7 @@ def _run(history, steps=600, dt=0.05, kernel=fp.GL()):
         inputs={"V0": u[0], "V1": u[1]},
         history=history,
         kernel=kernel,
+        substeps=1,
     )
 
 
@@ -124,6 +125,7 @@ def _grad_temp_bytes(history, steps, kernel=fp.GL()):
             history=history,
             kernel=kernel,
             throw=False,
+            substeps=1,
         ).v
         return jnp.sum(v**2)
 
@@ -238,8 +240,8 @@ def _fractional_rc(alpha=0.5):
 @pytest.mark.parametrize("name", ["dense", "hls"])
 def test_blocked_backends_inside_simulate_on_a_fractional_rc(name):
     circuit, steps = _fractional_rc(0.7), 333
-    exact = fp.simulate(circuit, dt=5.0 / steps, steps=steps, history="exact")
-    out = fp.simulate(circuit, dt=5.0 / steps, steps=steps, history=name)
+    exact = fp.simulate(circuit, dt=5.0 / steps, steps=steps, history="exact", substeps=1)
+    out = fp.simulate(circuit, dt=5.0 / steps, steps=steps, history=name, substeps=1)
     assert _rel(out.v, exact.v) <= 1e-12
 
 
@@ -258,7 +260,7 @@ def test_blocked_backends_under_vmap():
     def run(u, history):
         inputs = {"V0": u[0], "V1": u[1]}
         return fp.simulate(
-            circuit, dt=dt, steps=steps, inputs=inputs, history=history, throw=False
+            circuit, dt=dt, steps=steps, inputs=inputs, history=history, throw=False, substeps=1
         ).v
 
     ref = jax.vmap(lambda u: run(u, "exact"))(u)
@@ -289,7 +291,9 @@ def test_hls_block_work_stays_a_real_branch_under_vmap():
 
     def run(u):
         inputs = {"V0": u[0], "V1": u[1]}
-        return fp.simulate(circuit, dt=0.05, steps=steps, inputs=inputs, history="hls").v
+        return fp.simulate(
+            circuit, dt=0.05, steps=steps, inputs=inputs, history="hls", substeps=1
+        ).v
 
     jaxpr = jax.make_jaxpr(jax.vmap(run))(u).jaxpr
     loops = [
@@ -313,7 +317,13 @@ def _memristor_loss(history, steps=80):
         c = circuit.set("M_h0_0", "alpha", alpha)
         c = c.set("R_in0_h0_0", "g", g)
         v = fp.simulate(
-            c, dt=0.05, steps=steps, inputs={"V0": u[0], "V1": u[1]}, history=history, throw=False
+            c,
+            dt=0.05,
+            steps=steps,
+            inputs={"V0": u[0], "V1": u[1]},
+            history=history,
+            throw=False,
+            substeps=1,
         ).v
         return jnp.sum(v**2)
 
@@ -370,9 +380,9 @@ def test_auto_history_is_exact_for_short_runs_and_fast_for_long_ones():
 def test_bad_history_arguments_are_rejected_clearly():
     circuit = _fractional_rc()
     with pytest.raises(ValueError, match=r"history='fast'.*'auto', 'exact', 'dense', 'hls'"):
-        fp.simulate(circuit, dt=0.01, steps=10, history="fast")
+        fp.simulate(circuit, dt=0.01, steps=10, history="fast", substeps=1)
     with pytest.raises(TypeError, match="history=3 must be one of"):
-        fp.simulate(circuit, dt=0.01, steps=10, history=3)
+        fp.simulate(circuit, dt=0.01, steps=10, history=3, substeps=1)
     with pytest.raises(ValueError, match="history='nope'"):
         fp.LearningProblem(circuit, inputs="V1", outputs="out", dt=0.01, steps=10, history="nope")
     with pytest.raises(ValueError, match="HLS leaf=24"):

@@ -327,7 +327,9 @@ def test_stepper_solves_the_kernels_discrete_equations(kernel, history):
     # w_0 = 1 instead of (3/2)^α and drifted away (y(1) = −0.02 at N = 16, 1e77 at N = 4096).
     lam, steps = 3.0, 64
     circuit = _fractional_rc(lam, "cpe")
-    traj = fp.simulate(circuit, dt=1.0 / steps, steps=steps, kernel=kernel, history=history)
+    traj = fp.simulate(
+        circuit, dt=1.0 / steps, steps=steps, kernel=kernel, history=history, substeps=1
+    )
     y = 1.0 - np.asarray(traj.v[:, circuit.node_names.index("out")])
     _, ref = solve_linear_fde(lam, 0.5, 1.0, 1.0, steps, kernel=kernel, n_start=0)
     np.testing.assert_allclose(y, np.asarray(ref), rtol=0, atol=1e-13)
@@ -340,6 +342,6 @@ def test_linear_memristor_is_a_resistor_under_every_kernel(kernel):
     # 1 Ω + (1/λ) Ω divide the unit step exactly, at every step.
     lam, steps = 3.0, 32
     circuit = _fractional_rc(lam, "memristor")
-    traj = fp.simulate(circuit, dt=1.0 / steps, steps=steps, kernel=kernel)
+    traj = fp.simulate(circuit, dt=1.0 / steps, steps=steps, kernel=kernel, substeps=1)
     v_out = np.asarray(traj.v[1:, circuit.node_names.index("out")])
     np.testing.assert_allclose(v_out, 1.0 / (1.0 + lam), rtol=1e-12)

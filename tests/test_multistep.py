@@ -86,7 +86,9 @@ def _errors(case, kernel, uic):
     circuit, node, exact = case()
     errors = []
     for steps in SIZES:
-        traj = fp.simulate(circuit, dt=T_END / steps, steps=steps, kernel=kernel, uic=uic)
+        traj = fp.simulate(
+            circuit, dt=T_END / steps, steps=steps, kernel=kernel, uic=uic, substeps=1
+        )
         ts = np.asarray(traj.ts)
         later = ts >= T_LATER
         errors.append(float(np.max(np.abs(np.asarray(traj.node(node)) - exact(ts))[later])))
@@ -114,7 +116,7 @@ def test_rc_steps_are_backward_euler_then_bdf2():
     # [3/2, −2, 1/2] from n = 2 on, solved for v_n by hand.
     steps, h = 30, 0.1
     circuit, node, _ = _rc_step()
-    traj = fp.simulate(circuit, dt=h, steps=steps, kernel=fp.FBDF2(), uic=True)
+    traj = fp.simulate(circuit, dt=h, steps=steps, kernel=fp.FBDF2(), uic=True, substeps=1)
     v = np.zeros(steps + 1)
     v[1] = (v[0] + h) / (1 + h)
     for n in range(2, steps + 1):
@@ -138,7 +140,7 @@ def test_kernel_without_integer_weights_is_rejected_by_name():
 
     circuit, _, _ = _rc_step()
     with pytest.raises(NotImplementedError, match="Other does not define integer_weights"):
-        fp.simulate(circuit, dt=0.1, steps=5, kernel=Other(), uic=True)
+        fp.simulate(circuit, dt=0.1, steps=5, kernel=Other(), uic=True, substeps=1)
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=["GL", "FBDF2"])
@@ -159,6 +161,8 @@ def test_capacitor_nudge_norton_form_matches_a_capacitor_to_the_target(kernel):
     b.capacitor("CS", "out", "t", s)
     explicit = b.build()
     kw = dict(dt=h, steps=steps, kernel=kernel, uic=True)
-    v_norton = fp.simulate(norton, **kw).node("out")
-    v_explicit = fp.simulate(explicit, inputs={"VT": jnp.asarray(target)}, **kw).node("out")
+    v_norton = fp.simulate(norton, **kw, substeps=1).node("out")
+    v_explicit = fp.simulate(explicit, inputs={"VT": jnp.asarray(target)}, **kw, substeps=1).node(
+        "out"
+    )
     np.testing.assert_allclose(np.asarray(v_norton), np.asarray(v_explicit), rtol=0, atol=1e-13)

@@ -274,9 +274,12 @@ def test_end_stops_parsing_and_ignored_cards_warn():
         )
     assert net.circuit.branch_names == ("R1",)
     messages = [str(w.message) for w in record]
-    assert len(messages) == 10
+    # `.options reltol=` is used (the time-error control); `.option gmin=` is not.
+    assert len(messages) == 9
     assert messages == list(net.warnings)
     assert "line 4: '.op' ignored" in messages
+    assert "line 6: .options gmin=1e-12 ignored" in messages
+    assert net.options.reltol == 1e-4
     assert any(m.startswith("line 13: ") and ".control" in m for m in messages)
 
 

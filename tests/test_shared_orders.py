@@ -112,7 +112,7 @@ def test_share_orders_records_classes_of_equal_alpha():
 def test_shared_and_per_element_weights_simulate_the_same(history):
     circuit = _fractional_circuit()
     runs = [
-        fp.simulate(circuit, dt=0.02, steps=200, history=history, share_orders=share).v
+        fp.simulate(circuit, dt=0.02, steps=200, history=history, share_orders=share, substeps=1).v
         for share in (True, False)
     ]
     scale = float(jnp.max(jnp.abs(runs[1])))
@@ -120,7 +120,7 @@ def test_shared_and_per_element_weights_simulate_the_same(history):
 
 
 def _output_energy(circuit, steps=60):
-    traj = fp.simulate(circuit, dt=0.02, steps=steps, throw=False)
+    traj = fp.simulate(circuit, dt=0.02, steps=steps, throw=False, substeps=1)
     return jnp.sum(traj.v**2)
 
 
@@ -158,7 +158,9 @@ def test_changed_orders_after_sharing_raise():
         lambda c: c.groups[mem_index].alpha, shared, jnp.asarray([0.5, 0.7, 0.55, 0.7])
     )
     with pytest.raises(Exception, match="changed after Circuit.share_orders"):
-        jax.jit(lambda c: fp.simulate(c, dt=0.02, steps=10).v)(stale).block_until_ready()
+        jax.jit(lambda c: fp.simulate(c, dt=0.02, steps=10, substeps=1).v)(
+            stale
+        ).block_until_ready()
 
 
 def test_learning_problem_shares_fixed_orders_and_keeps_trained_ones_per_element():

@@ -24,7 +24,7 @@ def _ml_reference(alpha, ts):
 
 
 def _rc_errors(alpha, steps):
-    traj = fp.simulate(fractional_rc(alpha), dt=T_END / steps, steps=steps)
+    traj = fp.simulate(fractional_rc(alpha), dt=T_END / steps, steps=steps, substeps=1)
     ts = np.asarray(traj.ts)
     return ts, np.asarray(traj.node("out")), traj
 
@@ -88,7 +88,7 @@ def test_fractional_rc_initial_layer_is_order_alpha():
 def test_rc_reaches_alpha_one_backward_euler():
     # α = 1: the CPE is a capacitor and GL is backward Euler: v_n = (v_{n-1} + h)/(1 + h).
     steps, h = 50, 0.1
-    traj = fp.simulate(fractional_rc(1.0), dt=h, steps=steps)
+    traj = fp.simulate(fractional_rc(1.0), dt=h, steps=steps, substeps=1)
     v = np.zeros(steps + 1)
     for n in range(1, steps + 1):
         v[n] = (v[n - 1] + h) / (1 + h)
@@ -111,8 +111,8 @@ def _memristor_or_resistor(kind, alpha=0.6):
 @pytest.mark.parametrize("alpha", [0.3, 0.6, 1.0])
 def test_linear_memristor_is_a_resistor(alpha):
     kw = dict(dt=1e-3, steps=400, uic=True)
-    mem = fp.simulate(_memristor_or_resistor("memristor", alpha), **kw)
-    res = fp.simulate(_memristor_or_resistor("resistor"), **kw)
+    mem = fp.simulate(_memristor_or_resistor("memristor", alpha), **kw, substeps=1)
+    res = fp.simulate(_memristor_or_resistor("resistor"), **kw, substeps=1)
     rel = jnp.max(jnp.abs(mem.v - res.v)) / jnp.max(jnp.abs(res.v))
     assert rel <= 1e-12
 
@@ -122,7 +122,7 @@ def test_memristor_alpha_one_is_nonlinear_resistor():
     b = fp.CircuitBuilder()
     b.vsource("V1", "a", "0", fp.Sin(0.0, 2.0, 1.0))
     b.memristor("M1", "a", "0", g=1e-3, alpha=1.0, law=fp.Sinh(0.5))
-    traj = fp.simulate(b.build(), dt=1e-2, steps=100)
+    traj = fp.simulate(b.build(), dt=1e-2, steps=100, substeps=1)
     v = np.asarray(traj.node("a"))
     expected_current = 1e-3 * 0.5 * np.sinh(v / 0.5)
     # SPICE sign: the source current flows into its + node, i.e. minus the load current.
@@ -131,7 +131,7 @@ def test_memristor_alpha_one_is_nonlinear_resistor():
 
 # ----------------------------------------------------------------------------- differentiability
 def _loss(circuit, steps=120):
-    traj = fp.simulate(circuit, dt=2e-4, steps=steps)
+    traj = fp.simulate(circuit, dt=2e-4, steps=steps, substeps=1)
     return jnp.sum(traj.v**2) * 2e-4
 
 
@@ -187,7 +187,7 @@ def test_vmap_over_parameters_and_sources():
     gs = jnp.array([1e-3, 2e-3, 5e-3])
 
     def run(g):
-        return fp.simulate(circuit.set("M1", "g", g), dt=1e-3, steps=50, throw=False).v
+        return fp.simulate(circuit.set("M1", "g", g), dt=1e-3, steps=50, throw=False, substeps=1).v
 
     batched = jax.vmap(run)(gs)
     for k, g in enumerate(gs):
@@ -197,7 +197,9 @@ def test_vmap_over_parameters_and_sources():
     u = jnp.sin(jnp.linspace(0, 3, steps + 1))[None, :] * jnp.array([[1.0], [2.0]])
 
     def run_u(u):
-        return fp.simulate(circuit, dt=1e-3, steps=steps, inputs={"V1": u}, throw=False).v
+        return fp.simulate(
+            circuit, dt=1e-3, steps=steps, inputs={"V1": u}, throw=False, substeps=1
+        ).v
 
     out = jax.vmap(run_u)(u)
     # Linear circuit: doubling the input doubles the response.
@@ -208,7 +210,7 @@ def test_vmap_of_grad_equals_grad_of_each():
     circuit = _memristor_or_resistor("memristor")
 
     def loss(g):
-        return jnp.sum(fp.simulate(circuit.set("R1", "g", g), dt=1e-3, steps=40).v ** 2)
+        return jnp.sum(fp.simulate(circuit.set("R1", "g", g), dt=1e-3, steps=40, substeps=1).v ** 2)
 
     gs = jnp.array([5e-4, 1e-3])
     np.testing.assert_allclose(
@@ -218,8 +220,8 @@ def test_vmap_of_grad_equals_grad_of_each():
 
 def test_float32_runs_close_to_float64():
     circuit = every_element_circuit()
-    t64 = fp.simulate(circuit, dt=2e-4, steps=100)
-    t32 = fp.simulate(circuit, dt=2e-4, steps=100, dtype=jnp.float32)
+    t64 = fp.simulate(circuit, dt=2e-4, steps=100, substeps=1)
+    t32 = fp.simulate(circuit, dt=2e-4, steps=100, dtype=jnp.float32, substeps=1)
     assert t32.v.dtype == jnp.float32
     swing = np.ptp(np.asarray(t64.v), axis=0)
     # f32 round-off accumulated over 100 implicit steps: relative to the swing, ~1e-5.
@@ -231,9 +233,11 @@ def test_jit_of_simulate_with_traced_dt():
 
     @jax.jit
     def final(dt):
-        return fp.simulate(circuit, dt=dt, steps=64, throw=False).node("out")[-1]
+        return fp.simulate(circuit, dt=dt, steps=64, throw=False, substeps=1).node("out")[-1]
 
-    assert np.isclose(final(0.01), fp.simulate(circuit, dt=0.01, steps=64).node("out")[-1])
+    assert np.isclose(
+        final(0.01), fp.simulate(circuit, dt=0.01, steps=64, substeps=1).node("out")[-1]
+    )
 
 
 # ----------------------------------------------------------------------------- DC operating point
@@ -243,7 +247,7 @@ def test_dc_operating_point_of_divider_and_diode():
     b.resistor("R1", "in", "a", 1e3)
     b.diode("D1", "a", "0", is_=1e-14, n=1.0)
     b.capacitor("C1", "a", "0", 1e-6)
-    traj = fp.simulate(b.build(), dt=1e-5, steps=5)
+    traj = fp.simulate(b.build(), dt=1e-5, steps=5, substeps=1)
     va = float(traj.node("a")[0])
     i = (5.0 - va) / 1e3
     vt = fp._circuit.elements.VT_27C
@@ -257,7 +261,7 @@ def test_inductor_initial_current_from_operating_point():
     b.vsource("V1", "in", "0", 2.0)
     b.resistor("R1", "in", "a", 100.0)
     b.inductor("L1", "a", "0", 1e-3, law=fp.Sinh(1e-4))
-    traj = fp.simulate(b.build(), dt=1e-6, steps=10, saveat=fp.SaveAt(currents=True))
+    traj = fp.simulate(b.build(), dt=1e-6, steps=10, saveat=fp.SaveAt(currents=True), substeps=1)
     i_l = np.asarray(traj.i_branch)[:, traj.branch_names.index("L1")]
     np.testing.assert_allclose(i_l, 0.02, rtol=1e-10)
 
@@ -268,8 +272,8 @@ def test_uic_starts_from_rest():
     b.resistor("R1", "in", "out", 1.0)
     b.capacitor("C1", "out", "0", 1.0)
     c = b.build()
-    assert float(fp.simulate(c, dt=0.1, steps=3).node("out")[0]) == pytest.approx(1.0)
-    rest = fp.simulate(c, dt=0.1, steps=3, uic=True)
+    assert float(fp.simulate(c, dt=0.1, steps=3, substeps=1).node("out")[0]) == pytest.approx(1.0)
+    rest = fp.simulate(c, dt=0.1, steps=3, uic=True, substeps=1)
     assert float(rest.node("out")[0]) == 0.0
     assert float(rest.node("out")[1]) == pytest.approx(0.1 / 1.1)
 
@@ -282,8 +286,10 @@ def test_newton_failure_reports_time_node_and_advice():
     b.diode("D1", "a", "0", is_=1e-14, n=1.0)
     c = b.build()
     with pytest.raises(fp.SimulationError, match=r"did not converge at t=.*node 'a'.*max_iter"):
-        fp.simulate(c, dt=1e-6, steps=3, newton=fp.NewtonOptions(max_iter=3))
-    traj = fp.simulate(c, dt=1e-6, steps=3, newton=fp.NewtonOptions(max_iter=3), throw=False)
+        fp.simulate(c, dt=1e-6, steps=3, newton=fp.NewtonOptions(max_iter=3), substeps=1)
+    traj = fp.simulate(
+        c, dt=1e-6, steps=3, newton=fp.NewtonOptions(max_iter=3), throw=False, substeps=1
+    )
     assert traj.result == fp.RESULTS.newton_failed
     assert int(traj.fail_step) == 1
 
@@ -294,25 +300,25 @@ def test_nonfinite_state_is_reported():
     b.resistor("R1", "in", "a", 1.0)
     b.capacitor("C1", "a", "0", 1.0)
     with pytest.raises(fp.SimulationError, match=r"non-finite at t=.*step"):
-        fp.simulate(b.build(), dt=1e-3, steps=5)
+        fp.simulate(b.build(), dt=1e-3, steps=5, substeps=1)
 
 
 def test_traced_alpha_outside_range_is_caught():
     circuit = fractional_rc(0.5)
     with pytest.raises(Exception, match=r"alpha of the CPEs \(P1\) must lie in \(0, 1\]"):
         jax.block_until_ready(
-            fp.simulate(circuit.set("P1", "alpha", 1.5), dt=0.1, steps=3, throw=False).v
+            fp.simulate(circuit.set("P1", "alpha", 1.5), dt=0.1, steps=3, throw=False, substeps=1).v
         )
 
 
 def test_bad_arguments():
     circuit = fractional_rc(0.5)
     with pytest.raises(ValueError, match="steps=0"):
-        fp.simulate(circuit, dt=0.1, steps=0)
+        fp.simulate(circuit, dt=0.1, steps=0, substeps=1)
     with pytest.raises(ValueError, match="dt=-0.1"):
-        fp.simulate(circuit, dt=-0.1, steps=3)
+        fp.simulate(circuit, dt=-0.1, steps=3, substeps=1)
     with pytest.raises(ValueError, match=r"inputs\['V1'\] has shape \(3,\)"):
-        fp.simulate(circuit, dt=0.1, steps=3, inputs={"V1": jnp.zeros(3)})
+        fp.simulate(circuit, dt=0.1, steps=3, inputs={"V1": jnp.zeros(3)}, substeps=1)
 
 
 def test_mna_solve_eliminates_grounded_sources_exactly():

@@ -33,7 +33,7 @@ def _nan_rc():
 
 
 def _v(circuit, **kw):
-    return fp.simulate(circuit, dt=DT, steps=STEPS, uic=True, **kw).v
+    return fp.simulate(circuit, dt=DT, steps=STEPS, uic=True, **kw, substeps=1).v
 
 
 GS = jnp.array([0.5, jnp.nan, 2.0])
@@ -41,12 +41,12 @@ GS = jnp.array([0.5, jnp.nan, 2.0])
 
 def test_results_is_an_enumeration_with_readable_items(capsys):
     assert issubclass(fp.RESULTS, eqx.Enumeration)
-    traj = fp.simulate(_rc(), dt=DT, steps=STEPS)
+    traj = fp.simulate(_rc(), dt=DT, steps=STEPS, substeps=1)
     assert traj.result == fp.RESULTS.successful
     print(traj.result)
     printed = capsys.readouterr().out
     assert "RESULTS<successful>" in printed
-    failed = fp.simulate(_nan_rc(), dt=DT, steps=STEPS, uic=True, throw=False)
+    failed = fp.simulate(_nan_rc(), dt=DT, steps=STEPS, uic=True, throw=False, substeps=1)
     print(failed.result)
     assert "non-finite" in capsys.readouterr().out
 
@@ -70,7 +70,7 @@ def test_jit_throw_raises_naming_the_nonfinite_state():
 
 
 def test_jit_with_traced_dt_names_the_step():
-    run = jax.jit(lambda c, dt: fp.simulate(c, dt=dt, steps=STEPS, uic=True).v)
+    run = jax.jit(lambda c, dt: fp.simulate(c, dt=dt, steps=STEPS, uic=True, substeps=1).v)
     with pytest.raises(jax.errors.JaxRuntimeError, match=r"non-finite at step 1 on node 'a'"):
         run(_nan_rc(), DT).block_until_ready()
 
@@ -78,13 +78,19 @@ def test_jit_with_traced_dt_names_the_step():
 def test_nonfinite_operating_point_is_reported_at_step_0():
     # From the DC operating point (no uic): the NaN conductance makes it non-finite.
     with pytest.raises(fp.SimulationError, match=r"non-finite at t=0 s \(step 0\)"):
-        fp.simulate(_nan_rc(), dt=DT, steps=STEPS)
+        fp.simulate(_nan_rc(), dt=DT, steps=STEPS, substeps=1)
     with pytest.raises(jax.errors.JaxRuntimeError, match=r"non-finite .*step 0"):
-        jax.jit(lambda c: fp.simulate(c, dt=DT, steps=STEPS).v)(_nan_rc()).block_until_ready()
+        jax.jit(lambda c: fp.simulate(c, dt=DT, steps=STEPS, substeps=1).v)(
+            _nan_rc()
+        ).block_until_ready()
 
 
 def test_jit_throw_raises_on_newton_failure():
-    run = jax.jit(lambda c: fp.simulate(c, dt=1e-6, steps=3, newton=fp.NewtonOptions(max_iter=3)).v)
+    run = jax.jit(
+        lambda c: (
+            fp.simulate(c, dt=1e-6, steps=3, newton=fp.NewtonOptions(max_iter=3), substeps=1).v
+        )
+    )
     with pytest.raises(
         jax.errors.JaxRuntimeError,
         match=r"Newton's method did not converge at t=1e-06 s \(step 1\) on node 'a'.*"
@@ -104,7 +110,9 @@ def test_vmap_throw_raises_when_one_lane_fails():
 @pytest.mark.parametrize("jit", [False, True])
 def test_vmap_without_throw_reports_each_lane(jit):
     def run(g):
-        return fp.simulate(_rc().set("R1", "g", g), dt=DT, steps=STEPS, uic=True, throw=False)
+        return fp.simulate(
+            _rc().set("R1", "g", g), dt=DT, steps=STEPS, uic=True, throw=False, substeps=1
+        )
 
     batched = jax.vmap(run)
     traj = (jax.jit(batched) if jit else batched)(GS)

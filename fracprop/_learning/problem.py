@@ -299,10 +299,16 @@ class LearningProblem(AbstractProblem):
 
     # -- simulation and loss ---------------------------------------------------------------
     def simulate(self, params, inputs, circuit: Circuit | None = None, **kwargs) -> Trajectory:
-        """Run the (possibly modified) circuit from rest with one example's inputs."""
+        """Run the (possibly modified) circuit from rest with one example's inputs.
+
+        The run is on the problem's fixed grid (``substeps=1`` unless given): its gradient
+        estimators are compared with `jax.grad` of exactly this discrete run, and time-error
+        control (`simulate` with ``substeps=None``) cannot run under `jax.grad`/`jax.vmap`.
+        """
         c = self.combine(params) if circuit is None else circuit
         feeds = {name: inputs[k] for k, name in enumerate(self.inputs)}
         kwargs.setdefault("throw", False)
+        kwargs.setdefault("substeps", 1)
         kwargs.setdefault("checkpoint", self.checkpoint)
         return simulate(
             c,

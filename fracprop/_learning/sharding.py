@@ -226,7 +226,9 @@ def sharded_simulate(
     - ``throw``: after the run, raise `SimulationError` naming the first failing batch lane
       (outside `jax.jit`). With ``throw=False`` read ``Trajectory.result`` per lane.
     - ``**kwargs``: any other keyword argument of `simulate` (``kernel``, ``history``,
-      ``saveat``, …).
+      ``saveat``, …). The batch runs on a fixed internal grid, ``substeps=1`` unless given
+      (the time-error control of `simulate` needs concrete values, not a batch under
+      `jax.vmap`; ``traj.substeps`` of a controlled `simulate` of one example is a choice).
 
     **Returns** the batched `Trajectory`: every array field has a leading batch axis ``B`` and
     is sharded over the mesh's ``"batch"`` axis.
@@ -252,6 +254,9 @@ def sharded_simulate(
     mesh = batch_mesh() if mesh is None else mesh
     circuit = replicate(circuit, mesh)
     inputs = shard_batch(dict(inputs), mesh)
+
+    # A fixed internal grid (time-error control needs concrete values, not a vmapped run).
+    kwargs.setdefault("substeps", 1)
 
     def one(circuit, feeds):
         return simulate(circuit, dt=dt, steps=steps, inputs=feeds, throw=False, **kwargs)

@@ -35,6 +35,7 @@ from .._fractional.history.base import AbstractHistory
 from .._fractional.history.resolve import resolve_history
 from .._fractional.kernels import FBDF2, AbstractKernel
 from .._progress import AbstractProgress, NoProgress
+from .control import check_concrete, check_control, control, scheme_order
 from .newton import _tolerances
 from .options import NewtonOptions, SaveAt
 from .solution import SimulationError, Trajectory, _error_if_failed
@@ -47,8 +48,6 @@ _REPLACED = {
     "save_currents": "saveat=SaveAt(currents=...)",
     "save_conductances": "saveat=SaveAt(conductances=...)",
     "max_newton": "newton=NewtonOptions(max_iter=...)",
-    "rtol": "newton=NewtonOptions(rtol=...)",
-    "atol": "newton=NewtonOptions(atol=...)",
 }
 
 
@@ -77,9 +76,15 @@ def simulate(
     dtype: Any = None,
     checkpoint: int | None = None,
     share_orders: bool = True,
+    rtol: float = 1e-3,
+    atol: float = 1e-6,
+    atol_current: float = 1e-12,
+    substeps: int | None = None,
+    max_substeps: int = 64,
     **removed: Any,
 ) -> Trajectory:
-    """Transient analysis of ``circuit`` on the uniform grid ``t_n = n·dt``, ``n = 0 … steps``.
+    """Transient analysis of ``circuit``, output on the uniform grid ``t_n = n·dt``,
+    ``n = 0 … steps``, with control of the time-discretisation error.
 
     **Arguments**
 
@@ -137,15 +142,42 @@ def simulate(
       weights (`Circuit.share_orders`), when their α are concrete here (not traced), so
       that they cannot be differentiated in this call. ``False`` gives every element its
       own weights; the results agree to round-off.
+    - ``substeps``: ``None`` (default): time-error control. The run takes ``k`` internal
+      steps of ``dt/k`` per output step, for ``k = 1, 2, 4, …``; Richardson's estimate
+      ``|y_k − y_2k| / (2^p − 1)`` (``p`` from `scheme_order`: 1 for `GL` or a circuit with
+      fractional elements, 2 for `FBDF2`) of the error of the finer run at the output points
+      is compared with the tolerance, and the first level that meets it gives the result:
+      the run with ``2k`` internal steps (``Trajectory.substeps``, and
+      ``Trajectory.error_estimate``, the largest estimated error over tolerance, at most 1).
+      This costs at least two runs, up to ``2·max_substeps`` times the work of one, and
+      compiles each level once. It needs concrete values: inside `jax.jit`, `jax.grad` or
+      `jax.vmap` pass an integer ``substeps=k``: no control, a fixed internal step ``dt/k``
+      (e.g. ``traj.substeps`` of a concrete run; ``substeps=1`` is the plain grid).
+      Outputs (states, currents, conductances, ``ts``) are kept at the output points only;
+      the ``accumulator`` is folded at the output points (with the output step index and a
+      `StepSetup` of the output grid); ``checkpoint`` and ``progress`` count output steps;
+      sampled ``inputs`` are interpolated linearly between their samples at the internal
+      times (`Sampled`).
+    - ``rtol``, ``atol``, ``atol_current``: the tolerances of the time-error control (SPICE's
+      RELTOL, VNTOL and ABSTOL): a node voltage must be within ``rtol·max_t|v| + atol``
+      volts, a voltage-source current within ``rtol·max_t|i| + atol_current`` amperes, at
+      every output point (the maxima over the run). Newton's tolerances are
+      ``NewtonOptions(rtol=..., atol=...)``.
+    - ``max_substeps``: the finest internal step of the control is ``dt/max_substeps``
+      (default 64). When even that does not meet the tolerance, the result is
+      ``RESULTS.tolerance_not_met`` at the output step and unknown of the largest estimated
+      error (with ``throw=True`` a `SimulationError` naming them).
 
     **Returns** a `Trajectory`.
 
     **Raises** `SimulationError` (outside `jax.jit`/`jax.vmap`; inside them equinox's runtime
-    error) when ``throw=True`` and Newton fails, the state becomes non-finite, or the DC
-    operating point does not converge; `ValueError` for bad arguments; `TypeError` for an
-    argument of the wrong type, or a keyword that `SaveAt` or `NewtonOptions` replaced
-    (``save_states``, ``save_currents``, ``save_conductances``, ``max_newton``, ``rtol``,
-    ``atol``), naming what to pass instead.
+    error) when ``throw=True`` and Newton fails, the state becomes non-finite, the DC
+    operating point does not converge, or the time-error control does not meet its
+    tolerance at ``max_substeps``; `ValueError` for bad arguments (a tolerance that is not
+    positive and finite, ``substeps`` not a positive integer, ``substeps=None`` with traced
+    values or with ``SaveAt(states=False)``); `TypeError` for an argument of the wrong type, or
+    a keyword that `SaveAt` or `NewtonOptions` replaced (``save_states``, ``save_currents``,
+    ``save_conductances``, ``max_newton``), naming what to pass instead.
     """
     _check_keywords(removed)
     if not isinstance(circuit, Circuit):
@@ -161,6 +193,15 @@ def simulate(
     if not isinstance(steps, int | np.integer) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps={steps!r} must be a positive integer")
     check_checkpoint(checkpoint, steps)
+    rtol_t, atol_t, atol_i = check_control(rtol, atol, atol_current, substeps, max_substeps)
+    if substeps is None:
+        if not saveat.states:
+            raise ValueError(
+                "substeps=None (time-error control) compares the node voltages at every output "
+                "point, which SaveAt(states=False) does not keep; pass substeps=k for a fixed "
+                "internal step dt/k (substeps=1: the plain grid)"
+            )
+        check_concrete(dt, circuit, inputs)
     if dtype is None:
         dtype = jnp.result_type(float)
     if isinstance(dt, int | float | np.floating) and not (math.isfinite(dt) and dt > 0):
@@ -191,27 +232,43 @@ def simulate(
         currents=bool(saveat.currents),
         conductances=bool(saveat.conductances),
     )
-    history = resolve_history(history, kernel, int(steps))
-    tables = None
-    if starting and circuit.is_fractional:
-        try:
-            tables, _ = starting_tables(circuit, kernel, dt_known, int(steps), dtype)
-        except StartingError as err:
-            raise ValueError(str(err)) from None
-    traj = _run(
-        circuit,
-        dt,
-        int(steps),
-        kernel,
-        history,
-        rest,
-        newton,
-        saveat,
-        progress,
-        accumulator,
-        None if checkpoint is None else int(checkpoint),
-        tables,
-    )
+    steps, checkpoint = int(steps), None if checkpoint is None else int(checkpoint)
+
+    def run(k: int) -> Trajectory:
+        tables = None
+        if starting and circuit.is_fractional:
+            internal_dt = None if dt_known is None else dt_known / k
+            try:
+                tables, _ = starting_tables(circuit, kernel, internal_dt, steps * k, dtype)
+            except StartingError as err:
+                raise ValueError(str(err)) from None
+        return _run(
+            circuit,
+            dt,
+            steps,
+            kernel,
+            resolve_history(history, kernel, steps * k),
+            rest,
+            newton,
+            saveat,
+            progress,
+            accumulator,
+            checkpoint,
+            k,
+            tables,
+        )
+
+    if substeps is None:
+        traj = control(
+            run,
+            order=scheme_order(kernel, circuit),
+            rtol=rtol_t,
+            atol=atol_t,
+            atol_current=atol_i,
+            max_substeps=int(max_substeps),
+        )
+    else:
+        traj = run(int(substeps))
     if throw:
         if traj.result.is_traced():
             # Under jit/vmap: a runtime check inside the traced computation.

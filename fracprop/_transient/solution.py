@@ -30,6 +30,11 @@ class RESULTS(eqx.Enumeration):
         "the DC operating point did not converge; use uic=True to start from rest, or add a "
         "resistor to ground"
     )
+    tolerance_not_met = (
+        "the estimated time-discretisation error exceeds rtol/atol with the finest internal "
+        "step allowed; pass a smaller dt, looser rtol/atol, a larger max_substeps, or "
+        "substeps=k to accept a fixed grid"
+    )
 
 
 # Detailed messages by the integer value of each `RESULTS` item. ``{at}`` is the time and
@@ -42,6 +47,11 @@ _DETAIL = {
     "negative conductance, for instance)",
     int(RESULTS.dc_failed._value): "the DC operating point did not converge (largest update "
     "on {where}); use uic=True to start from rest, or add a resistor to ground at that node",
+    int(RESULTS.tolerance_not_met._value): "the estimated time-discretisation error exceeds "
+    "the tolerance{at} on {where} at the finest internal step allowed (max_substeps); pass a "
+    "smaller dt (TSTEP), a looser rtol, atol or atol_current (.options reltol, vntol, abstol), "
+    "a larger "
+    "max_substeps, or substeps=k to accept a fixed grid",
 }
 _N_CODES = len(RESULTS)
 
@@ -146,6 +156,12 @@ class Trajectory(eqx.Module):
       the maximum, one entry).
     - ``node_names``, ``vsource_names``, ``branch_names``: the names of the columns.
     - ``newton``: the `NewtonOptions` of the run, with its tolerances resolved.
+    - ``substeps``: internal steps per output step (the internal step is ``dt/substeps``);
+      chosen by the time-error control of `simulate`, or given as ``substeps=``.
+    - ``error_estimate``: with time-error control, the largest ratio of the estimated error
+      to its tolerance over the output points, node voltages and voltage-source currents
+      (Richardson's estimate, see `simulate`): at most 1 when the tolerance is met. ``None``
+      on a fixed grid (``substeps=`` given).
     """
 
     ts: Float[Array, "*batch times"]
@@ -163,6 +179,8 @@ class Trajectory(eqx.Module):
     vsource_names: tuple[str, ...] = eqx.field(static=True)
     branch_names: tuple[str, ...] = eqx.field(static=True)
     newton: NewtonOptions = eqx.field(static=True)
+    substeps: int = eqx.field(static=True, default=1)
+    error_estimate: Float[Array, ""] | None = None
 
     def node(self, name: str) -> Float[Array, "*batch saved"]:
         """Voltage trace of one node (ground gives zeros)."""
@@ -197,6 +215,12 @@ class Trajectory(eqx.Module):
                 ts = ts.reshape(-1, ts.shape[-1])[lane]
             t = float(ts[min(step, ts.shape[0] - 1)])
             text = _describe(code, where, self.newton.max_iter, step, t)
+        if code == int(RESULTS.tolerance_not_met._value) and self.error_estimate is not None:
+            ratio = float(np.asarray(self.error_estimate).reshape(-1)[lane])
+            text += (
+                f" (estimated error {ratio:.3g} times the tolerance with substeps="
+                f"{self.substeps}, internal step {float(ts[1] - ts[0]) / self.substeps:.3g} s)"
+            )
         if result.size > 1:
             text = f"batch lane {lane}: {text}"
         return text

@@ -18,7 +18,7 @@ from .._circuit.elements.base import StepSetup
 from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
 from .._fractional.kernels import AbstractKernel
-from .._progress import AbstractProgress
+from .._progress import AbstractProgress, NoProgress
 from .dc import dc_operating_point
 from .mna import _concat, _split, _transient_mna
 from .newton import (
@@ -240,7 +240,8 @@ class TransientStepper(eqx.Module):
         values of every step of the block (`fracprop._transient.start`), so Newton's method
         runs on the stacked unknowns, with the dense Jacobian of the stacked residual, and
         the implicit-function derivative of the block (`implicit_solution`). Returns the
-        carry after step ``m`` and the block's per-step outputs (as `step` stacks them)."""
+        carry after step ``m``, the block's per-step outputs (as `step` stacks them) and its
+        unknowns, shape ``(m, size)``."""
         (circuit, groups, mna, setup, dt, dtype) = self._parts()
         newton, saveat, m = self.newton, self.saveat, self.block_size
         ns = jnp.arange(1, m + 1)
@@ -305,7 +306,7 @@ class TransientStepper(eqx.Module):
             acc,
             jnp.maximum(carry.max_iters, iters).astype(carry.max_iters.dtype),
         )
-        return new, out
+        return new, out, xs
 
     def step(self, carry: _Carry, nstep):
         """One time step: Newton on the step's residual, the implicit-function derivative of
@@ -392,10 +393,23 @@ def _run(
     progress: AbstractProgress,
     accumulator: AbstractAccumulator | None = None,
     checkpoint: int | None = None,
+    substeps: int = 1,
     starting: dict | None = None,
 ) -> Trajectory:
     """The jitted run behind `simulate`: `TransientStepper` driven by `lax.scan`; ``newton``
-    has its tolerances resolved."""
+    has its tolerances resolved.
+
+    The output grid is ``t_n = n·dt``, ``n = 0 … steps``; the stepper takes ``substeps``
+    internal steps of ``dt/substeps`` per output step (its `StepSetup` has that step and
+    ``steps·substeps`` steps, for the history backends and the convolution weights). An outer
+    `lax.scan` over the output steps runs the internal steps in a nested scan and keeps only
+    the output points, so the stored outputs are O(steps) whatever ``substeps``. The
+    ``accumulator`` is folded at the output points only, with the output step index ``n`` and
+    a `StepSetup` of the output grid (``dt``, ``steps``), so that it sees the same points and
+    indices whatever ``substeps``; ``progress`` counts output steps; ``checkpoint`` counts
+    output steps per rematerialised segment. ``fail_step`` is the output step whose
+    interval ``((n−1)·dt, n·dt]`` holds the first failing internal step.
+    """
     dtype = dt.dtype
     save_states, save_currents = saveat.states, saveat.currents
     save_conductances = saveat.conductances
@@ -403,24 +417,85 @@ def _run(
     n = circuit.n_nodes
     nv = len(circuit.vsources)
     setup = StepSetup(dt=dt, steps=steps, kernel=kernel, history=history, starting=starting)
-    stepper = TransientStepper(circuit, setup, newton, saveat, progress, accumulator)
+    grid, setup = setup, _internal_setup(setup, substeps)
+    # The accumulator and the progress meter act at the output points (in `output_step`).
+    stepper = TransientStepper(circuit, setup, newton, saveat, NoProgress(), None)
     init, x0, ib0 = stepper.init(rest)
-    m = stepper.block_size
-    block_outs = {}
-    if m:
-        init, block_outs = stepper.start(init)
+    mna = _transient_mna(circuit)
+    if accumulator is not None:
+        init = dataclasses.replace(init, acc=accumulator.init(mna.branch_voltages(x0), grid))
 
-    # The step index rides in the carry rather than as scanned `jnp.arange(1, steps + 1)`,
+    def internal_step(carry_j, _):
+        carry, j, iters = carry_j
+        new, out = stepper.step(carry, j)
+        if "iters" in out:
+            iters = jnp.maximum(iters, out["iters"]).astype(iters.dtype)
+        return (new, j + 1, iters), None
+
+    def fold(new, nstep):
+        """The accumulator and the progress meter at output step ``nstep``."""
+        if accumulator is not None:
+            x = new.x
+            acc = accumulator.update_with_unknowns(new.acc, x, mna.branch_voltages(x), nstep, grid)
+            new = dataclasses.replace(new, acc=acc)
+        progress.update(nstep, steps)
+        return new
+
+    def finish_output(carry, j, count, nstep):
+        """Internal steps ``j … j + count − 1``, the last of which is output step ``nstep``."""
+        iters = jnp.asarray(0, jnp.int32)
+        if count > 1:
+            # Every internal step but the last, keeping the most Newton iterations of them.
+            (carry, j, iters), _ = jax.lax.scan(
+                internal_step, (carry, j, iters), None, length=count - 1
+            )
+        new, out = stepper.step(carry, j)
+        if count > 1 and "iters" in out:
+            out["iters"] = jnp.maximum(out["iters"], iters).astype(out["iters"].dtype)
+        return fold(new, nstep), out
+
+    # The step indices ride in the carry rather than as scanned `jnp.arange(1, steps + 1)`,
     # which XLA materialises: an O(N) buffer in runs whose memory is otherwise O(1) in N.
-    def counted_step(carry_n, _):
+    def output_step(carry_n, _):
         carry, nstep = carry_n
-        new, out = stepper.step(carry, nstep)
+        j = (nstep - 1) * substeps + 1  # the first internal step of this output step
+        new, out = finish_output(carry, j, substeps, nstep)
         return (new, nstep + 1), out
 
+    # With starting weights the first m internal steps are one block (`TransientStepper.start`):
+    # the output steps inside it are read from the block, and the output step that the block
+    # ends inside is finished by its remaining internal steps.
+    m = stepper.block_size
+    first, head = 1, []
+    if m:
+        init, block, xs_block = stepper.start(init)
+        inside, rest_of = divmod(m, substeps)
+        picks = np.arange(1, inside + 1) * substeps - 1
+        head.append({key: v[picks] for key, v in block.items()})
+        for k in range(inside):  # the output points inside the block
+            x, nstep = xs_block[picks[k]], jnp.asarray(k + 1)
+            if accumulator is not None:
+                acc = accumulator.update_with_unknowns(
+                    init.acc, x, mna.branch_voltages(x), nstep, grid
+                )
+                init = dataclasses.replace(init, acc=acc)
+            progress.update(nstep, steps)
+        first = inside + 1
+        if rest_of and first <= steps:
+            init, out = finish_output(
+                init, jnp.asarray(m + 1), (inside + 1) * substeps - m, jnp.asarray(first)
+            )
+            head.append(jax.tree.map(lambda v: v[None], out))
+            first += 1
+
     (final, _), outs = _scan_steps(
-        counted_step, (init, jnp.asarray(m + 1)), steps - m, checkpoint
+        output_step, (init, jnp.asarray(first)), steps - first + 1, checkpoint
     )
-    outs = {k: jnp.concatenate([block_outs[k], v], axis=0) for k, v in outs.items()} if m else outs
+    if head:
+        outs = {
+            key: jnp.concatenate([*(h[key].astype(v.dtype) for h in head), v], axis=0)
+            for key, v in outs.items()
+        }
     if save_states:
         xs = jnp.concatenate([x0[None], outs["x"]], axis=0)
         iters = jnp.concatenate([jnp.zeros((1,), outs["iters"].dtype), outs["iters"]])
@@ -436,6 +511,9 @@ def _run(
         g_branch = jnp.concatenate([jnp.zeros_like(outs["g"][:1]), outs["g"]], axis=0)
     ts = jnp.arange(steps + 1, dtype=dtype) * dt
     i_isrc = jax.vmap(circuit.isources.values)(ts) if save_currents else None
+    fail_step = final.fail_step
+    if substeps > 1:
+        fail_step = (fail_step + substeps - 1) // substeps
     return Trajectory(
         ts=ts,
         v=xs[:, :n],
@@ -445,14 +523,23 @@ def _run(
         g_branch=g_branch,
         accumulated=final.acc,
         result=final.result,
-        fail_step=final.fail_step,
+        fail_step=fail_step,
         fail_index=final.fail_index,
         newton_iterations=iters,
         node_names=circuit.node_names,
         vsource_names=circuit.vsources.names,
         branch_names=circuit.branch_names,
         newton=newton,
+        substeps=substeps,
     )
+
+
+def _internal_setup(setup: StepSetup, substeps: int) -> StepSetup:
+    """The `StepSetup` of the internal grid: ``substeps`` steps of ``dt/substeps`` per output
+    step (``setup`` itself for ``substeps = 1``)."""
+    if substeps == 1:
+        return setup
+    return dataclasses.replace(setup, dt=setup.dt / substeps, steps=setup.steps * substeps)
 
 
 def check_checkpoint(checkpoint: Any, steps: int, error: type[Exception] = ValueError) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from importlib import resources
 from pathlib import Path
@@ -46,6 +47,14 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"error: --dt ({dt}) and --tstop ({tstop}) must be positive", file=sys.stderr)
         return 2
     steps = max(int(round(tstop / dt)), 1)
+    if args.reltol is not None and not (math.isfinite(args.reltol) and args.reltol > 0):
+        print(f"error: --reltol ({args.reltol}) must be a positive number", file=sys.stderr)
+        return 2
+    if args.substeps is not None and args.substeps < 1:
+        print(
+            f"error: --substeps ({args.substeps}) must be a positive integer", file=sys.stderr
+        )
+        return 2
     nodes = list(netlist.circuit.node_names)
     if args.nodes:
         wanted = [n.strip().lower() for n in args.nodes.split(",") if n.strip()]
@@ -60,6 +69,18 @@ def _simulate(args: argparse.Namespace) -> int:
         nodes = wanted
     progress = fp.TextProgress() if (steps >= args.progress_min and not args.quiet) else None
     uic = tran.uic if tran else False
+    # The time-error control: --reltol, else the deck's .options RELTOL/VNTOL/ABSTOL, else
+    # simulate's defaults; --substeps fixes the internal step instead.
+    options = netlist.options
+    tolerances = {
+        key: value
+        for key, value in (
+            ("rtol", args.reltol if args.reltol is not None else options.reltol),
+            ("atol", options.vntol),
+            ("atol_current", options.abstol),
+        )
+        if value is not None
+    }
     try:
         traj = fp.simulate(
             netlist.circuit,
@@ -68,6 +89,8 @@ def _simulate(args: argparse.Namespace) -> int:
             uic=uic or args.uic,
             progress=progress or fp.NoProgress(),
             dtype=jnp.float32 if args.float32 else None,
+            substeps=args.substeps,
+            **tolerances,
         )
     except (fp.SimulationError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -80,6 +103,11 @@ def _simulate(args: argparse.Namespace) -> int:
     np.savetxt(out, data, delimiter=",", header=header, comments="", fmt="%.12e")
     if not args.quiet:
         print(f"wrote {out} ({steps + 1} rows, {len(nodes)} nodes)")
+        if traj.error_estimate is not None:
+            print(
+                f"time-error control: {traj.substeps} internal steps per output step, "
+                f"estimated error {float(traj.error_estimate):.3g} of the tolerance"
+            )
     if args.plot:
         import matplotlib
 
@@ -210,6 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--dt", type=float, help="time step (default: the .tran TSTEP)")
     sim.add_argument("--tstop", type=float, help="end time (default: the .tran TSTOP)")
     sim.add_argument("--uic", action="store_true", help="start from rest (SPICE UIC)")
+    sim.add_argument(
+        "--reltol",
+        type=float,
+        help="relative tolerance of the time-error control (default: the deck's "
+        ".options reltol, else 1e-3)",
+    )
+    sim.add_argument(
+        "--substeps",
+        type=int,
+        help="a fixed number of internal steps per output step, without time-error control",
+    )
     sim.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
     sim.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     sim.add_argument(

@@ -245,7 +245,10 @@ def fractional_lowpass(u: np.ndarray, dt: float, tau: float, alpha: float) -> ja
     steps = u.shape[-1] - 1
 
     def one(row):
-        traj = simulate(circuit, dt=dt, steps=steps, uic=True, inputs={"V": row}, throw=False)
+        # The learning problem's fixed grid (substeps=1), under jax.vmap.
+        traj = simulate(
+            circuit, dt=dt, steps=steps, uic=True, inputs={"V": row}, throw=False, substeps=1
+        )
         return traj.node("out")
 
     return jax.vmap(one)(jnp.asarray(u))

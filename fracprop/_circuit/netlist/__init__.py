@@ -166,7 +166,12 @@ Control cards
     Replaces the title.
 ``.end``
     Ends the deck; everything after it is ignored.
-``.op``, ``.options``/``.option``/``.opt``, ``.print``, ``.plot``, ``.save``, ``.probe``,
+``.options``/``.option``/``.opt`` ``name=value ...``
+    ``RELTOL``, ``VNTOL`` and ``ABSTOL`` (positive numbers) become ``Netlist.options =
+    Options(reltol, vntol, abstol)``, the tolerances of the time-error control of
+    ``fracprop simulate`` (`simulate`'s ``rtol``, ``atol`` and ``atol_current``). Every other
+    option is ignored with a warning.
+``.op``, ``.print``, ``.plot``, ``.save``, ``.probe``,
 ``.meas``/``.measure``, ``.ic``, ``.nodeset``, ``.temp``, ``.ac``, ``.dc``, ``.noise``
     Ignored with a warning.
 ``.control`` ... ``.endc``
@@ -188,4 +193,5 @@ from .parser import parse_netlist as parse_netlist
 from .result import Netlist as Netlist
 from .result import NetlistError as NetlistError
 from .result import NetlistWarning as NetlistWarning
+from .result import Options as Options
 from .result import Tran as Tran

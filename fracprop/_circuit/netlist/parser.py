@@ -13,7 +13,7 @@ from ..waveforms import DC, PWL, AbstractWaveform, Pulse, Sin
 from .lexer import _Card, _strip_comment
 from .models import read_model
 from .numbers import _starts_like_number, parse_value
-from .result import DEFAULT_SOURCE, Netlist, NetlistError, NetlistWarning, Tran
+from .result import DEFAULT_SOURCE, Netlist, NetlistError, NetlistWarning, Options, Tran
 from .tables import (
     _IGNORED_DOT_CARDS,
     _SUPPORTED,
@@ -26,6 +26,10 @@ from .tables import (
     _Model,
 )
 
+# The option cards, and the options fracprop uses (the tolerances of the time-error control).
+_OPTIONS_CARDS = (".options", ".option", ".opt")
+_USED_OPTIONS = ("reltol", "vntol", "abstol")
+
 
 class _Parser:
     """Reads one netlist in two passes: cards and models first, then elements."""
@@ -36,6 +40,7 @@ class _Parser:
         self.title = ""
         self.tran: Tran | None = None
         self.tran_line = 0
+        self.options: dict[str, float] = {}
         self.models: dict[str, _Model] = {}
         self.warnings: list[tuple[int, str]] = []  # (line, message)
 
@@ -108,6 +113,8 @@ class _Parser:
                 self.read_tran(card)
             elif keyword == ".title":
                 self.title = card.text[len(".title") :].strip()
+            elif keyword in _OPTIONS_CARDS:
+                self.read_options(card)
             elif keyword in _IGNORED_DOT_CARDS:
                 self.warn(card.line, f"{card.text!r} ignored")
             elif keyword[0].upper() in ELEMENT_CARDS or keyword[0].upper() in SOURCE_CARDS:
@@ -150,6 +157,36 @@ class _Parser:
             )
         self.tran = Tran(tstep=tstep, tstop=tstop, uic=uic)
         self.tran_line = card.line
+
+    def read_options(self, card: _Card) -> None:
+        """``.options name=value ...``: keep RELTOL, VNTOL and ABSTOL (positive numbers); warn
+        about every other option, which fracprop ignores."""
+        tokens = card.tokens[1:]
+        i = 0
+        while i < len(tokens):
+            name = tokens[i]
+            has_value = i + 1 < len(tokens) and tokens[i + 1] == "="
+            if has_value and i + 2 >= len(tokens):
+                raise self.error(card.line, f"option {name}= has no value in {card.text!r}")
+            key = name.lower()
+            if key in _USED_OPTIONS:
+                if not has_value:
+                    raise self.error(
+                        card.line,
+                        f"option {name} needs a value, e.g. {key}=1e-3 (in {card.text!r})",
+                    )
+                value = self.value(card, tokens[i + 2], f".options {key}")
+                if not (math.isfinite(value) and value > 0):
+                    raise self.error(
+                        card.line,
+                        f".options {key}={tokens[i + 2]} must be a positive number "
+                        f"(in {card.text!r})",
+                    )
+                self.options[key] = value
+            else:
+                shown = f"{name}={tokens[i + 2]}" if has_value else name
+                self.warn(card.line, f".options {shown} ignored")
+            i += 3 if has_value else 1
 
     # -- pass 2: elements -----------------------------------------------------------------------
     def build(self, elements: list[_Card]) -> Circuit:
@@ -367,7 +404,13 @@ class _Parser:
         elements = self.read_control_cards(cards)
         circuit = self.build(elements)
         in_line_order = sorted(self.warnings, key=lambda item: item[0])
-        return Netlist(self.title, circuit, self.tran, tuple(m for _, m in in_line_order))
+        return Netlist(
+            self.title,
+            circuit,
+            self.tran,
+            tuple(m for _, m in in_line_order),
+            Options(**self.options),
+        )
 
 
 def _emit(netlist: Netlist) -> Netlist:

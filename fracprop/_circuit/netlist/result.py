@@ -27,13 +27,29 @@ class Tran:
 
 
 @dataclass(frozen=True)
+class Options:
+    """The ``.options`` that fracprop uses (SPICE's names; ``None`` where the deck sets none).
+
+    - ``reltol``: relative tolerance of the time-error control (`simulate`'s ``rtol``).
+    - ``vntol``: absolute tolerance of node voltages in volts (``atol``).
+    - ``abstol``: absolute tolerance of currents in amperes (``atol_current``).
+    """
+
+    reltol: float | None = None
+    vntol: float | None = None
+    abstol: float | None = None
+
+
+@dataclass(frozen=True)
 class Netlist:
-    """A parsed netlist: title, compiled circuit, the ``.tran`` card and the warnings raised."""
+    """A parsed netlist: title, compiled circuit, the ``.tran`` card, the warnings raised and
+    the ``.options`` fracprop uses."""
 
     title: str
     circuit: Circuit
     tran: Tran | None
     warnings: tuple[str, ...] = ()
+    options: Options = Options()
 
     def __str__(self) -> str:
         lines = [f"Netlist {self.title!r}"]
