@@ -52,9 +52,6 @@ class AbstractEstimator(eqx.Module):
 
     #: Whether only linear-resistor conductances can be estimated (checked by the problem).
     synapses_only: ClassVar[bool] = False
-    #: Whether the estimator handles a problem with Lubich starting weights (the coupled
-    #: start block of `fracprop._transient.start`).
-    supports_starting: ClassVar[bool] = True
 
     @abc.abstractmethod
     def one(self, problem: AbstractProblem, params, u, t):

@@ -31,6 +31,7 @@ from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
 from .._fractional.kernels import AbstractKernel
 from .._transient.adjoint import replay
+from .._transient.start import starting_tables
 from .._transient.options import SaveAt
 from .._transient.stepper import AbstractAccumulator
 from .base import AbstractEstimator
@@ -341,7 +342,6 @@ class Replay(AbstractEstimator):
     """
 
     synapses_only: ClassVar[bool] = True
-    supports_starting: ClassVar[bool] = False
 
     order: float = eqx.field(static=True, default=0.0)
 
@@ -354,13 +354,24 @@ class Replay(AbstractEstimator):
         out = problem.output_indices()
         v_out = traj.v[:, out]
         drive = jax.grad(lambda v: problem.loss_from_outputs(v, targets, self.order))(v_out)
+        dtype = traj.g_branch.dtype
+        tables = None
+        if problem.starting:
+            feeds = {name: inputs[k] for k, name in enumerate(problem.inputs)}
+            driven = circuit.with_sources(feeds, dt=problem.dt)
+            tables, _ = starting_tables(driven, problem.kernel, problem.dt, problem.steps, dtype)
         setup = StepSetup(
-            dt=jnp.asarray(problem.dt, traj.g_branch.dtype),
+            dt=jnp.asarray(problem.dt, dtype),
             steps=problem.steps,
             kernel=problem.kernel,
             history=problem.history,
+            starting=tables,
         )
-        mu = replay(circuit, setup, traj.g_branch, drive, out)
+        m = max((t.size for t in (tables or {}).values()), default=0)
+        x_block = None
+        if m:
+            x_block = jnp.concatenate([traj.v[1 : m + 1], traj.i_vsrc[1 : m + 1]], axis=1)
+        mu = replay(circuit, setup, traj.g_branch, drive, out, x_block)
         a, b = circuit.incidence()
         v_aug = jnp.concatenate([traj.v, jnp.zeros((traj.v.shape[0], 1), traj.v.dtype)], 1)
         syn = _synapse_branches(problem)

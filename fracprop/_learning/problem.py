@@ -109,8 +109,8 @@ class LearningProblem(AbstractProblem):
       N·residuals, for about one extra forward pass.
     - ``starting``: Lubich starting weights for the fractional elements, as in `simulate`
       (default ``False``: the uncorrected scheme of Kendall 2021, whose first steps are
-      O(h^α) accurate). Not with trained orders α, and not with the `Replay` estimator,
-      whose adjoint does not include the coupled start block.
+      O(h^α) accurate). Not with trained orders α (the weights are precomputed from them).
+      `Replay` includes the adjoint of the coupled start block and stays exact.
 
     Data: inputs of shape ``(len(inputs), steps + 1)`` and targets of shape
     ``(len(outputs), steps + 1)``, with an optional leading batch axis on both.
@@ -269,12 +269,7 @@ class LearningProblem(AbstractProblem):
         (``synapses_only``) and something else is trainable."""
         if estimator.synapses_only:
             _check_synapses(self, type(estimator).__name__)
-        if self.starting and not getattr(estimator, "supports_starting", True):
-            raise LearningError(
-                f"{type(estimator).__name__} does not support starting weights (its adjoint "
-                "does not include the coupled start block); make the problem with "
-                "starting=False, or use Autodiff"
-            )
+
 
     def check_data(self, inputs, targets) -> tuple[Array, Array, bool]:
         """Validate shapes; returns ``(inputs, targets, batched)``."""

@@ -271,8 +271,11 @@ class TransientStepper(eqx.Module):
         block = functools.partial(_block_currents, circuit, carry.states, setup)
         currents, states = block(vb)
         finite = jnp.all(jnp.isfinite(x))
-        bad = jnp.where(finite, jnp.argmax(jnp.where(jnp.isfinite(ratio), ratio, jnp.inf)),
-                        jnp.argmax(~jnp.isfinite(x)))
+        bad = jnp.where(
+            finite,
+            jnp.argmax(jnp.where(jnp.isfinite(ratio), ratio, jnp.inf)),
+            jnp.argmax(~jnp.isfinite(x)),
+        )
         code = RESULTS.where(
             finite,
             RESULTS.where(conv, RESULTS.successful, RESULTS.newton_failed),
@@ -289,9 +292,20 @@ class TransientStepper(eqx.Module):
         if saveat.currents:
             out["i"] = currents
         if saveat.conductances:
-            # The diagonal ∂i_b[n]/∂v_b[n] of the block's Jacobian.
-            jac = jax.jacfwd(lambda v: block(v)[0])(vb)
-            out["g"] = jnp.einsum("nbnb->nb", jac)
+            # What `step` records: the local ∂i_b[n]/∂v_b[n] with the history and the stored
+            # starting values fixed. Replaying the block step by step with the block's
+            # starting values gives its currents, and these conductances.
+            seq = tuple(g.with_start_of(a, b) for g, a, b in zip(groups, carry.states, states))
+            recorded = []
+            for k in range(m):
+                pres = tuple(g.prepare(st, ns[k], setup) for g, st in zip(groups, seq))
+                local = functools.partial(_branch_currents, circuit, pres, setup)
+                recorded.append(jax.jvp(local, (vb[k],), (jnp.ones_like(vb[k]),))[1])
+                seq = tuple(
+                    g.advance(st, v, p, ns[k], setup)
+                    for g, st, v, p in zip(groups, seq, _split(groups, vb[k]), pres)
+                )
+            out["g"] = jnp.stack(recorded)
         acc = carry.acc
         for k in range(m):
             if self.accumulator is not None:

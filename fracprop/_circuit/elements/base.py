@@ -140,6 +140,12 @@ class AbstractBranchGroup(AbstractGroup):
             state = self.advance(state, vb[k], pre, n, setup)
         return jnp.stack(currents), state
 
+    def with_start_of(self, state: Any, final: Any) -> Any:
+        """The state at ``t = 0`` given the block's stored starting values from ``final``, the
+        state after the block (default: ``state``; fractional groups override it). With it,
+        `prepare`, `current` and `advance` replay the block step by step."""
+        return state
+
     def dc_current(self, v: Array) -> Array:
         """Current at DC (only for ``dc == "conductor"`` groups)."""
         raise NotImplementedError
@@ -175,6 +181,11 @@ class AbstractBranchGroup(AbstractGroup):
         self, state: Any, mu: Array, g: Array, pre: Any, tau: Array, setup: StepSetup
     ) -> Any:
         """Replay state after reversed step ``tau``."""
+        return state
+
+    def adjoint_with_sums_of(self, state: Any, final: Any) -> Any:
+        """``state`` with the accumulated adjoints of the starting terms taken from ``final``
+        (a later replay state; default: ``state``). The replay of the start block needs it."""
         return state
 
 

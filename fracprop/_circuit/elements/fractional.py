@@ -59,6 +59,49 @@ def _apply_block(operator: Array, x: Array) -> Array:
     return jnp.einsum("cnk,kc->nc", operator, x)
 
 
+class _AdjState(eqx.Module):
+    """Replay state of a fractional group: the history of its adjoint channels and, with
+    starting weights, ``acc[j − 1] = Σ_n s_{n,j} p_n`` over the replayed steps ``n`` (``p``
+    the values pushed), the adjoint of the starting terms."""
+
+    hist: Any
+    acc: Array
+    #: False once the sums are complete (`adjoint_with_sums_of`): then pushes leave them be.
+    accumulate: bool = eqx.field(static=True, default=True)
+
+
+def _adjoint_state(group, setup, channels: int) -> _AdjState:
+    return _AdjState(
+        hist=group._init_history(setup),
+        acc=_empty_start(group, setup, channels, setup.dt.dtype),
+    )
+
+
+def _with_sums(state: _AdjState, final: _AdjState) -> _AdjState:
+    return _AdjState(hist=state.hist, acc=final.acc, accumulate=False)
+
+
+def _adjoint_history(group, setup, state: _AdjState, tau: Array) -> Array:
+    """The replay's history term at reversed step ``tau``, plus, at the steps ``n ≤ m`` of the
+    start block, the accumulated adjoint of the starting terms."""
+    h = setup.history.history(state.hist, tau)
+    table = _start_table(group, setup)
+    if table is None:
+        return h
+    n = setup.steps - tau
+    row = jax.lax.dynamic_index_in_dim(state.acc, jnp.clip(n - 1, 0, table.size - 1), 0, False)
+    return h + jnp.where(n <= table.size, row, jnp.zeros_like(row))
+
+
+def _adjoint_push(group, setup, state: _AdjState, tau: Array, pushed: Array) -> _AdjState:
+    hist = setup.history.push(state.hist, tau, pushed)
+    table = _start_table(group, setup)
+    if table is None or not state.accumulate:
+        return _AdjState(hist=hist, acc=state.acc, accumulate=state.accumulate)
+    rows = table.rows(setup.steps - tau).astype(pushed.dtype)  # (channels, m)
+    return _AdjState(hist=hist, acc=state.acc + rows.T * pushed[None, :])
+
+
 def _push_block(setup, hist, values: Array):
     """``hist`` after steps ``1 … m`` recorded ``values[0] … values[m − 1]``."""
     for k in range(values.shape[0]):
@@ -181,7 +224,9 @@ class Memristors(AbstractBranchGroup):
     def init(self, v0, i0, setup):
         hist = self._init_history(setup)
         r0 = self._r(jnp.zeros_like(v0))
-        return _FracState(hist=hist, extra=r0, start=_empty_start(self, setup, 2 * len(v0), v0.dtype))
+        return _FracState(
+            hist=hist, extra=r0, start=_empty_start(self, setup, 2 * len(v0), v0.dtype)
+        )
 
     def prepare(self, state, n, setup):
         h = setup.history.history(state.hist, n)
@@ -218,9 +263,7 @@ class Memristors(AbstractBranchGroup):
         rows = table.block().astype(vb.dtype)
         m, k = vb.shape[0], len(self.names)
         beta = 1.0 - self.alpha
-        psi = jnp.power(setup.dt, beta) * _apply_block(
-            _block_operator(setup, -beta, rows[:k]), vb
-        )
+        psi = jnp.power(setup.dt, beta) * _apply_block(_block_operator(setup, -beta, rows[:k]), vb)
         rho = self._r(psi) - state.extra
         cur = jnp.power(setup.dt, -beta) * _apply_block(_block_operator(setup, beta, rows[k:]), rho)
         values = jnp.concatenate([vb, rho], axis=1)
@@ -238,10 +281,10 @@ class Memristors(AbstractBranchGroup):
     # the recorded incremental conductance ∂i_n/∂v_n = d_0 r̂'(Ψ_n) a_0 (the h powers cancel;
     # a_0 d_0 = 1 for GL and FBDF2, whose weights for ±(1−α) are convolution inverses).
     def adjoint_init(self, setup):
-        return self._init_history(setup)
+        return _adjoint_state(self, setup, 2 * len(self.names))
 
     def adjoint_prepare(self, state, tau, setup):
-        return setup.history.history(state, tau)
+        return _adjoint_history(self, setup, state, tau)
 
     def _adjoint_parts(self, mu, g, pre, setup):
         m = len(self.names)
@@ -256,7 +299,13 @@ class Memristors(AbstractBranchGroup):
 
     def adjoint_advance(self, state, mu, g, pre, tau, setup):
         zeta, _ = self._adjoint_parts(mu, g, pre, setup)
-        return setup.history.push(state, tau, jnp.concatenate([zeta, mu]))
+        return _adjoint_push(self, setup, state, tau, jnp.concatenate([zeta, mu]))
+
+    def with_start_of(self, state, final):
+        return _FracState(hist=state.hist, extra=state.extra, start=final.start)
+
+    def adjoint_with_sums_of(self, state, final):
+        return _with_sums(state, final)
 
     def row(self, k):
         return (
@@ -318,8 +367,10 @@ class CPEs(AbstractBranchGroup):
         block convolution `_block_operator`."""
         rows = _start_table(self, setup).block().astype(vb.dtype)
         z = vb - state.extra
-        cur = self.c * jnp.power(setup.dt, -self.alpha) * _apply_block(
-            _block_operator(setup, self.alpha, rows), z
+        cur = (
+            self.c
+            * jnp.power(setup.dt, -self.alpha)
+            * _apply_block(_block_operator(setup, self.alpha, rows), z)
         )
         hist = _push_block(setup, state.hist, z)
         return cur, _FracState(hist=hist, extra=state.extra, start=z)
@@ -328,16 +379,22 @@ class CPEs(AbstractBranchGroup):
     # ι[τ] = C h^{−α} (w_0 μ[τ] + Σ_{j≥1} w_j μ[τ−j]) = g (μ[τ] + Σ_{j≥1} w_j μ[τ−j] / w_0)
     # with g = C h^{−α} w_0 = ∂i_n/∂v_n recorded.
     def adjoint_init(self, setup):
-        return self._init_history(setup)
+        return _adjoint_state(self, setup, len(self.names))
 
     def adjoint_prepare(self, state, tau, setup):
-        return setup.history.history(state, tau)
+        return _adjoint_history(self, setup, state, tau)
 
     def adjoint_current(self, mu, g, pre, setup):
         return g * (mu + pre / setup.kernel.first_weight(self.alpha))
 
     def adjoint_advance(self, state, mu, g, pre, tau, setup):
-        return setup.history.push(state, tau, mu)
+        return _adjoint_push(self, setup, state, tau, mu)
+
+    def with_start_of(self, state, final):
+        return _FracState(hist=state.hist, extra=state.extra, start=final.start)
+
+    def adjoint_with_sums_of(self, state, final):
+        return _with_sums(state, final)
 
     def row(self, k):
         return f"C_alpha={float(self.c[k]):.6g} alpha={float(self.alpha[k]):.6g}"
