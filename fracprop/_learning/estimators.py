@@ -31,8 +31,8 @@ from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
 from .._fractional.kernels import AbstractKernel
 from .._transient.adjoint import replay
-from .._transient.start import starting_tables
 from .._transient.options import SaveAt
+from .._transient.start import starting_tables
 from .._transient.stepper import AbstractAccumulator
 from .base import AbstractEstimator
 from .problem import LearningError, LearningProblem

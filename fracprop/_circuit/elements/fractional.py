@@ -261,7 +261,7 @@ class Memristors(AbstractBranchGroup):
         r̂(0))`` with the corrected block convolutions `_block_operator` (rest for t ≤ 0)."""
         table = _start_table(self, setup)
         rows = table.block().astype(vb.dtype)
-        m, k = vb.shape[0], len(self.names)
+        k = len(self.names)
         beta = 1.0 - self.alpha
         psi = jnp.power(setup.dt, beta) * _apply_block(_block_operator(setup, -beta, rows[:k]), vb)
         rho = self._r(psi) - state.extra
