@@ -25,6 +25,7 @@ import numpy as np
 
 from .._circuit.circuit import Circuit, CircuitError, _with_order_classes
 from .._circuit.elements.static import Resistors
+from .._circuit.integration import AbstractMultistep, resolve_method
 from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
 from .._fractional.history.resolve import resolve_history
@@ -103,6 +104,11 @@ class LearningProblem(AbstractProblem):
       conductance (the synapses).
     - ``kernel``, ``history``: as in `simulate` (a ``history`` name is resolved here, with
       this problem's ``steps``).
+    - ``method``: the multistep method of the integer-order capacitors and inductors, as in
+      `simulate`, but ``"euler"`` (backward Euler) by default: with the default `GL` kernel
+      that is the Grünwald–Letnikov scheme of Kendall (2021), which the learning problem
+      keeps unless told otherwise. ``"trap"`` and ``"gear"`` (second order) are available;
+      every estimator follows the method chosen here.
     - ``checkpoint``: as in `simulate`: ``None`` (default) or the number of steps per
       rematerialised segment when the problem's runs are differentiated in reverse mode
       (`jax.grad` of `loss`, `Autodiff`); memory ~ (N/k)·state + k·residuals instead of
@@ -123,6 +129,7 @@ class LearningProblem(AbstractProblem):
     kernel: AbstractKernel
     history: AbstractHistory
     checkpoint: int | None = eqx.field(static=True)
+    method: AbstractMultistep
 
     def __init__(
         self,
@@ -136,6 +143,7 @@ class LearningProblem(AbstractProblem):
         kernel: AbstractKernel = GL(),
         history: AbstractHistory | str = "auto",
         checkpoint: int | None = None,
+        method: AbstractMultistep | str = "euler",
     ):
         if isinstance(inputs, str):
             inputs = (inputs,)
@@ -163,6 +171,10 @@ class LearningProblem(AbstractProblem):
         if not (float(dt) > 0 and np.isfinite(float(dt))):
             raise LearningError(f"dt={dt!r} must be a positive number of seconds")
         check_checkpoint(checkpoint, int(steps), LearningError)
+        try:
+            method = resolve_method(method)
+        except (ValueError, TypeError) as e:
+            raise LearningError(str(e)) from None
         trainable = _parse_selection(circuit, trainable)
         # Orders that are not trained share their weights in this problem's runs
         # (`Circuit.share_orders`); trained ones keep one set per element, which their
@@ -183,6 +195,7 @@ class LearningProblem(AbstractProblem):
         self.kernel = kernel
         self.history = resolve_history(history, kernel, int(steps))
         self.checkpoint = None if checkpoint is None else int(checkpoint)
+        self.method = method
 
     # -- parameters ------------------------------------------------------------------------
     def _leaf_getters(self):
@@ -232,6 +245,7 @@ class LearningProblem(AbstractProblem):
             kernel=self.kernel,
             history=self.history,
             checkpoint=self.checkpoint,
+            method=self.method,
         )
         unknown = set(changes) - set(kwargs)
         if unknown:
@@ -290,6 +304,7 @@ class LearningProblem(AbstractProblem):
             dt=self.dt,
             steps=self.steps,
             kernel=self.kernel,
+            method=self.method,
             history=self.history,
             uic=True,
             inputs=feeds,

@@ -29,6 +29,7 @@ import numpy as np
 
 from .._circuit.circuit import Circuit
 from .._circuit.elements.base import tree_dtype_cast
+from .._circuit.integration import AbstractMultistep, resolve_method
 from .._circuit.topology import check_dc_loops
 from .._custom_types import ScalarLike
 from .._fractional.history.base import AbstractHistory
@@ -64,6 +65,7 @@ def simulate(
     dt: ScalarLike,
     steps: int,
     kernel: AbstractKernel = GL(),
+    method: AbstractMultistep | str = "trap",
     history: AbstractHistory | str = "auto",
     uic: bool = False,
     inputs: dict[str, Any] | None = None,
@@ -84,16 +86,21 @@ def simulate(
     - ``circuit``: a `Circuit` (from `CircuitBuilder` or `parse_netlist`).
     - ``dt``: the time step in seconds (may be a traced array); ``steps``: number of steps
       (static).
-    - ``kernel``: convolution quadrature of the fractional operators, and the multistep method
-      of the integer-order capacitors and inductors (`AbstractKernel.integer_weights`):
-      `GL` (default) is backward Euler, `FBDF2` is BDF2 started by one backward-Euler step,
-      second order on circuits of C, L, R and sources (from rest or from the DC operating
-      point) as long as the sources are smooth for ``t > 0``. A source that jumps at some
-      ``t > 0`` makes the BDF2 error O(dt) after the jump (SPICE restarts its integrator at
-      such breakpoints; fracprop does not). Fractional elements (CPEs, memristors) use the
-      kernel's convolution weights without Lubich starting weights, so under `FBDF2` they
-      are first order near their ``t^α`` start, like `GL` (see `solve_linear_fde` for the
-      scalar equation with starting weights).
+    - ``kernel``: convolution quadrature of the fractional operators: `GL` (default,
+      Grünwald–Letnikov, first order) or `FBDF2`. Fractional elements (CPEs, memristors) use
+      the kernel's convolution weights without Lubich starting weights, so under `FBDF2`
+      they are first order near their ``t^α`` start, like `GL` (see `solve_linear_fde` for
+      the scalar equation with starting weights).
+    - ``method``: the linear multistep method of the integer-order capacitors and inductors,
+      as SPICE's ``.options method=``: ``"trap"`` (default, the trapezoidal rule, as in
+      ngspice), ``"gear"`` (Gear-2, i.e. BDF2) or ``"euler"`` (backward Euler), or an
+      `AbstractMultistep` (`resolve_method`). Each starts with one backward-Euler step, so
+      ``"trap"`` and ``"gear"`` are second order on circuits of C, L, R and sources (from
+      rest or from the DC operating point) as long as the sources are smooth for ``t > 0``.
+      A source that jumps at some ``t > 0`` makes their error O(dt) after the jump (SPICE
+      restarts its integrator with a first-order step at such breakpoints; fracprop does
+      not). The trapezoidal rule does not damp modes much faster than ``dt`` (they flip sign
+      every step); ``"gear"`` and ``"euler"`` do.
     - ``history``: the history backend: an `AbstractHistory` or one of ``"auto"`` (default:
       `Exact` up to 1024 steps, beyond that `SOE` for the `GL` kernel and `HLS` for any
       other), ``"exact"``, ``"dense"``, ``"hls"``, ``"soe"`` (see `resolve_history`).
@@ -140,12 +147,14 @@ def simulate(
 
     **Raises** `SimulationError` (outside `jax.jit`/`jax.vmap`; inside them equinox's runtime
     error) when ``throw=True`` and Newton fails, the state becomes non-finite, or the DC
-    operating point does not converge; `ValueError` for bad arguments; `TypeError` for an
+    operating point does not converge; `ValueError` for bad arguments (an unknown ``method``
+    name, say); `TypeError` for an
     argument of the wrong type, or a keyword that `SaveAt` or `NewtonOptions` replaced
     (``save_states``, ``save_currents``, ``save_conductances``, ``max_newton``, ``rtol``,
     ``atol``), naming what to pass instead.
     """
     _check_keywords(removed)
+    method = resolve_method(method)
     if not isinstance(circuit, Circuit):
         raise TypeError(f"simulate expects a Circuit; got {type(circuit).__name__}")
     if not isinstance(saveat, SaveAt):
@@ -202,6 +211,7 @@ def simulate(
         progress,
         accumulator,
         None if checkpoint is None else int(checkpoint),
+        method=method,
     )
     if throw:
         if traj.result.is_traced():

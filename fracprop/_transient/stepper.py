@@ -15,6 +15,7 @@ import numpy as np
 
 from .._circuit.circuit import Circuit
 from .._circuit.elements.base import StepSetup
+from .._circuit.integration import AbstractMultistep, Trapezoidal
 from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
 from .._fractional.kernels import AbstractKernel
@@ -279,6 +280,7 @@ def _run(
     progress: AbstractProgress,
     accumulator: AbstractAccumulator | None = None,
     checkpoint: int | None = None,
+    method: AbstractMultistep = Trapezoidal(),
 ) -> Trajectory:
     """The jitted run behind `simulate`: `TransientStepper` driven by `lax.scan`; ``newton``
     has its tolerances resolved."""
@@ -288,7 +290,7 @@ def _run(
     circuit = dataclasses.replace(circuit, groups=tuple(g.check() for g in circuit.groups))
     n = circuit.n_nodes
     nv = len(circuit.vsources)
-    setup = StepSetup(dt=dt, steps=steps, kernel=kernel, history=history)
+    setup = StepSetup(dt=dt, steps=steps, kernel=kernel, history=history, method=method)
     stepper = TransientStepper(circuit, setup, newton, saveat, progress, accumulator)
     init, x0, ib0 = stepper.init(rest)
 
