@@ -60,12 +60,14 @@ def _simulate(args: argparse.Namespace) -> int:
         nodes = wanted
     progress = fp.TextProgress() if (steps >= args.progress_min and not args.quiet) else None
     uic = tran.uic if tran else False
+    method = args.method or netlist.method or "trap"
     try:
         traj = fp.simulate(
             netlist.circuit,
             dt=dt,
             steps=steps,
             uic=uic or args.uic,
+            method=method,
             progress=progress or fp.NoProgress(),
             dtype=jnp.float32 if args.float32 else None,
         )
@@ -210,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--dt", type=float, help="time step (default: the .tran TSTEP)")
     sim.add_argument("--tstop", type=float, help="end time (default: the .tran TSTOP)")
     sim.add_argument("--uic", action="store_true", help="start from rest (SPICE UIC)")
+    sim.add_argument(
+        "--method",
+        type=str.lower,
+        choices=("trap", "gear", "euler"),
+        help="integration method of C and L (default: the deck's .options method=, else trap)",
+    )
     sim.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
     sim.add_argument("--quiet", action="store_true", help="no progress bar or messages")
     sim.add_argument(

@@ -1,7 +1,8 @@
 r"""Read circuits from SPICE-style netlists (a subset of SPICE/ngspice syntax).
 
 `parse_netlist` turns the text of a deck into a `Netlist`: its title, the compiled `Circuit`, the
-``.tran`` card (if any) and the warnings raised while reading. `load_netlist` does the same for a
+``.tran`` card (if any), the integration method of ``.options method=`` (if any) and the
+warnings raised while reading. `load_netlist` does the same for a
 file. Errors are `NetlistError` (a `ValueError`) with the line number and the offending text;
 ignored constructs produce `NetlistWarning` (a `UserWarning`), also collected in
 ``Netlist.warnings``.
@@ -162,11 +163,16 @@ Control cards
 ``.tran TSTEP TSTOP [TSTART [TMAX]] [UIC]``
     Becomes ``Netlist.tran = Tran(tstep, tstop, uic)``. A nonzero ``TSTART`` is ignored with a
     warning (results start at t = 0); ``TMAX`` is ignored. At most one ``.tran`` card.
+``.options method=trap|gear|euler [maxord=2]`` (also ``.option``, ``.opt``)
+    The integration method of the capacitors and inductors, as in SPICE, becomes
+    ``Netlist.method`` (``fracprop simulate`` passes it to `simulate`; without it the
+    default ``trap`` applies). ``maxord`` may only be 2 (trap and gear are of order 2). Any
+    other option is ignored with a warning; an unknown method is an error.
 ``.title TEXT``
     Replaces the title.
 ``.end``
     Ends the deck; everything after it is ignored.
-``.op``, ``.options``/``.option``/``.opt``, ``.print``, ``.plot``, ``.save``, ``.probe``,
+``.op``, ``.print``, ``.plot``, ``.save``, ``.probe``,
 ``.meas``/``.measure``, ``.ic``, ``.nodeset``, ``.temp``, ``.ac``, ``.dc``, ``.noise``
     Ignored with a warning.
 ``.control`` ... ``.endc``

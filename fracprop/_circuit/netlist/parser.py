@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..builder import CircuitBuilder
 from ..circuit import Circuit, CircuitError
+from ..integration import METHOD_NAMES, METHODS
 from ..waveforms import DC, PWL, AbstractWaveform, Pulse, Sin
 from .lexer import _Card, _strip_comment
 from .models import read_model
@@ -16,6 +17,7 @@ from .numbers import _starts_like_number, parse_value
 from .result import DEFAULT_SOURCE, Netlist, NetlistError, NetlistWarning, Tran
 from .tables import (
     _IGNORED_DOT_CARDS,
+    _OPTIONS_CARDS,
     _SUPPORTED,
     _TRANSIENT_FUNCTIONS,
     _UNSUPPORTED_ELEMENTS,
@@ -37,6 +39,7 @@ class _Parser:
         self.tran: Tran | None = None
         self.tran_line = 0
         self.models: dict[str, _Model] = {}
+        self.method: str | None = None
         self.warnings: list[tuple[int, str]] = []  # (line, message)
 
     # -- messages -------------------------------------------------------------------------------
@@ -106,6 +109,8 @@ class _Parser:
                 read_model(self, card)
             elif keyword == ".tran":
                 self.read_tran(card)
+            elif keyword in _OPTIONS_CARDS:
+                self.read_options(card)
             elif keyword == ".title":
                 self.title = card.text[len(".title") :].strip()
             elif keyword in _IGNORED_DOT_CARDS:
@@ -150,6 +155,50 @@ class _Parser:
             )
         self.tran = Tran(tstep=tstep, tstop=tstop, uic=uic)
         self.tran_line = card.line
+
+    def read_options(self, card: _Card) -> None:
+        """``.options`` sets ``method`` (``trap``, ``gear``, ``euler``) and accepts
+        ``maxord=2``; every other option is ignored with a warning."""
+        tokens = card.tokens[1:]
+        pairs: list[tuple[str, str | None]] = []
+        k = 0
+        while k < len(tokens):
+            if k + 1 < len(tokens) and tokens[k + 1] == "=":
+                if k + 2 >= len(tokens) or tokens[k + 2] in "()=":
+                    raise self.error(
+                        card.line, f"option {tokens[k]!r} has no value in {card.text!r}"
+                    )
+                pairs.append((tokens[k], tokens[k + 2]))
+                k += 3
+            else:
+                pairs.append((tokens[k], None))
+                k += 1
+        ignored = []
+        for key, value in pairs:
+            if key.lower() == "method":
+                name = (value or "").lower()
+                if name not in METHODS:
+                    choices = ", ".join(METHOD_NAMES)
+                    raise self.error(
+                        card.line,
+                        f"option method={value!r} in {card.text!r} is not an integration "
+                        f"method; use method= one of {choices}",
+                    )
+                self.method = METHODS[name].name
+            elif key.lower() == "maxord":
+                order = self.value(card, value or "", "option maxord") if value else None
+                if order != 2:
+                    raise self.error(
+                        card.line,
+                        f"option maxord={value} in {card.text!r}: only maxord=2 is supported "
+                        "(trap and gear are of order 2; use method=euler for first order)",
+                    )
+            else:
+                ignored.append(key if value is None else f"{key}={value}")
+        if ignored and len(ignored) == len(pairs):
+            self.warn(card.line, f"{card.text!r} ignored")
+        elif ignored:
+            self.warn(card.line, f"option(s) {' '.join(ignored)} in {card.text!r} ignored")
 
     # -- pass 2: elements -----------------------------------------------------------------------
     def build(self, elements: list[_Card]) -> Circuit:
@@ -367,7 +416,13 @@ class _Parser:
         elements = self.read_control_cards(cards)
         circuit = self.build(elements)
         in_line_order = sorted(self.warnings, key=lambda item: item[0])
-        return Netlist(self.title, circuit, self.tran, tuple(m for _, m in in_line_order))
+        return Netlist(
+            self.title,
+            circuit,
+            self.tran,
+            tuple(m for _, m in in_line_order),
+            method=self.method,
+        )
 
 
 def _emit(netlist: Netlist) -> Netlist:

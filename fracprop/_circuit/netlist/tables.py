@@ -27,11 +27,11 @@ _UNSUPPORTED_ELEMENTS = {
 }
 
 
+_OPTIONS_CARDS = {".options", ".option", ".opt"}
+
+
 _IGNORED_DOT_CARDS = {
     ".op",
-    ".options",
-    ".option",
-    ".opt",
     ".print",
     ".plot",
     ".save",
@@ -48,8 +48,8 @@ _IGNORED_DOT_CARDS = {
 
 
 _SUPPORTED = (
-    "supported cards are R, C, L, V, I, D and .model/.tran/.title/.end "
-    "(and .op/.options/.print/.plot/.save/.probe/.meas/.ic/.control, which are ignored)"
+    "supported cards are R, C, L, V, I, D and .model/.tran/.options/.title/.end "
+    "(and .op/.print/.plot/.save/.probe/.meas/.ic/.control, which are ignored)"
 )
 
 
