@@ -7,6 +7,8 @@ solutions of RC, RL and series RLC circuits, from rest (a source step at ``t = 0
 a nonzero DC operating point.
 """
 
+from typing import ClassVar
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -262,3 +264,62 @@ def test_capacitor_nudge_norton_form_matches_a_capacitor_to_the_target(method):
     v_norton = fp.simulate(norton, **kw).node("out")
     v_explicit = fp.simulate(explicit, inputs={"VT": jnp.asarray(target)}, **kw).node("out")
     np.testing.assert_allclose(np.asarray(v_norton), np.asarray(v_explicit), rtol=0, atol=1e-13)
+
+
+# -------------------------------------------------------------------------- method selection
+@pytest.mark.parametrize(
+    "name, cls",
+    [
+        ("trap", fp.Trapezoidal),
+        ("TRAP", fp.Trapezoidal),
+        ("trapezoidal", fp.Trapezoidal),
+        ("Gear", fp.Gear2),
+        ("bdf2", fp.Gear2),
+        ("euler", fp.BackwardEuler),
+        ("be", fp.BackwardEuler),
+    ],
+)
+def test_resolve_method_by_name(name, cls):
+    method = fp.resolve_method(name)
+    assert type(method) is cls
+    assert fp.resolve_method(method) is method
+    assert fp.resolve_method(method.name) == method
+
+
+def test_unknown_method_name_lists_the_choices():
+    with pytest.raises(ValueError, match=r"method='rk4' .* 'trap', 'gear', 'euler'"):
+        fp.resolve_method("rk4")
+    circuit, _, _ = _rc_step()
+    with pytest.raises(ValueError, match="method='rk4'"):
+        fp.simulate(circuit, dt=0.1, steps=5, method="rk4")
+    with pytest.raises(TypeError, match="must be a name"):
+        fp.resolve_method(2)
+
+
+def test_learning_problem_method_defaults_to_backward_euler_and_is_checked():
+    circuit, _, _ = _rc_step()
+    problem = fp.LearningProblem(circuit, inputs="V1", outputs="out", dt=0.1, steps=5)
+    assert problem.method == fp.BackwardEuler()
+    assert problem.replace(method="trap").method == fp.Trapezoidal()
+    with pytest.raises(fp.LearningError, match="method='rk4'"):
+        fp.LearningProblem(circuit, inputs="V1", outputs="out", dt=0.1, steps=5, method="rk4")
+
+
+def test_a_method_must_start_from_t_zero_with_unit_b0():
+    class Reaching(fp.AbstractMultistep):
+        name: ClassVar[str] = "reaching"
+        order: ClassVar[int] = 2
+        a_rows: ClassVar[tuple] = ((1.5, -2.0, 0.5),)  # BDF2 at n = 1 would need q_{−1}
+        b_rows: ClassVar[tuple] = ((1.0,),)
+
+    with pytest.raises(ValueError, match=r"row 0 \(step n = 1\) reaches before t = 0"):
+        Reaching()
+
+    class Scaled(fp.AbstractMultistep):
+        name: ClassVar[str] = "scaled"
+        order: ClassVar[int] = 1
+        a_rows: ClassVar[tuple] = ((2.0, -2.0),)
+        b_rows: ClassVar[tuple] = ((2.0,),)
+
+    with pytest.raises(ValueError, match="b_0 = 1"):
+        Scaled()
