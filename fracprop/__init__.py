@@ -16,6 +16,11 @@ from ._circuit.elements import ISources as ISources
 from ._circuit.elements import Memristors as Memristors
 from ._circuit.elements import Resistors as Resistors
 from ._circuit.elements import VSources as VSources
+from ._circuit.integration import AbstractMultistep as AbstractMultistep
+from ._circuit.integration import BackwardEuler as BackwardEuler
+from ._circuit.integration import Gear2 as Gear2
+from ._circuit.integration import Trapezoidal as Trapezoidal
+from ._circuit.integration import resolve_method as resolve_method
 from ._circuit.laws import AbstractLaw as AbstractLaw
 from ._circuit.laws import Cubic as Cubic
 from ._circuit.laws import Custom as Custom

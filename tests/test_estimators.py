@@ -192,13 +192,35 @@ def test_replay_exact_on_linear_fractional_network(omega_tau):
     "kind, omega_tau", [("linear", 0.01), ("linear", 10.0), ("nonlinear", 1.0)]
 )
 def test_replay_exact_with_fbdf2_kernel(kind, omega_tau):
-    # FBDF2: the capacitors and inductors step with BDF2 after one backward-Euler step, the
-    # CPE and memristors convolve with FBDF2 weights. The replay applies the transpose of that
-    # step map (docs/design.md §5), so it is still the exact adjoint: only round-off (linear) or the
-    # Newton tolerance (nonlinear) separates it from jax.grad, as with GL above. Measured:
-    # 7.0e-16 and 9.1e-16 (linear, ωτ = 0.01 and 10), 7.1e-16 (nonlinear, ωτ = 1).
+    # FBDF2 with method="gear": the capacitors and inductors step with BDF2 after one
+    # backward-Euler step, the CPE and memristors convolve with FBDF2 weights. The replay
+    # applies the transpose of that step map (docs/design.md §5), so it is still the exact
+    # adjoint: only round-off (linear) or the Newton tolerance (nonlinear) separates it from
+    # jax.grad, as with GL above. Measured: 7.0e-16 and 9.1e-16 (linear, ωτ = 0.01 and 10),
+    # 7.1e-16 (nonlinear, ωτ = 1).
     problem, u, targets = circuit_problem(kind, omega_tau)
-    problem = problem.replace(kernel=fp.FBDF2())
+    problem = problem.replace(kernel=fp.FBDF2(), method="gear")
+    params = problem.params()
+    rp = fp.Replay()(problem, params, u, targets)
+    ad = fp.Autodiff()(problem, params, u, targets)
+    assert rel_l2(rp, ad) <= (1e-12 if kind == "linear" else 1e-6)
+
+
+@pytest.mark.parametrize("method", ["euler", "trap", "gear"])
+@pytest.mark.parametrize(
+    "kind, omega_tau",
+    [("linear", 0.01), ("linear", 10.0), pytest.param("nonlinear", 1.0, marks=pytest.mark.slow)],
+)
+def test_replay_exact_for_every_integration_method(method, kind, omega_tau):
+    # The capacitors and inductors step with the problem's multistep method; their adjoint is
+    # the transpose of that step map (for trap a back substitution through the past-current
+    # and past-voltage recursions, see `Capacitors`/`Inductors`), so only round-off (linear)
+    # or the Newton tolerance (nonlinear) separates Replay from jax.grad. Measured at 60 steps
+    # (euler, trap, gear): 9.2e-16, 8.4e-16, 5.6e-16 (linear, ωτ = 0.01); 2.4e-16, 2.9e-16,
+    # 2.5e-16 (linear, ωτ = 10); 2.9e-16, 3.3e-16, 2.2e-16 (nonlinear, ωτ = 1).
+    problem, u, targets = circuit_problem(kind, omega_tau, steps=60)
+    problem = problem.replace(method=method)
+    assert problem.method == fp.resolve_method(method)
     params = problem.params()
     rp = fp.Replay()(problem, params, u, targets)
     ad = fp.Autodiff()(problem, params, u, targets)

@@ -769,3 +769,50 @@ def test_load_netlist(tmp_path):
     with pytest.raises(NetlistError) as info:
         load_netlist(bad)
     assert str(info.value).startswith(f"{bad}, line 4: unknown card 'Q1 c b e'")
+
+
+# -- .options method= ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "card, method",
+    [
+        (".options method=gear", "gear"),
+        (".option METHOD = Trap", "trap"),
+        (".opt method=euler", "euler"),
+        (".options method=trapezoidal maxord=2", "trap"),
+    ],
+)
+def test_options_method_is_read_without_warning(card, method):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NetlistWarning)
+        net = parse(f"V1 a 0 1\nR1 a b 1k\nC1 b 0 1u\n{card}")
+    assert net.method == method
+    assert net.warnings == ()
+    assert f".options method={method}" in str(net)
+
+
+def test_deck_without_method_leaves_it_unset():
+    assert parse("V1 a 0 1\nR1 a 0 1k").method is None
+
+
+def test_other_options_next_to_method_are_ignored_with_a_warning():
+    with pytest.warns(NetlistWarning, match=r"line 5: option\(s\) reltol=1e-4 gmin=1e-12"):
+        net = parse("V1 a 0 1\nR1 a b 1k\nC1 b 0 1u\n.options reltol=1e-4 method=gear gmin=1e-12")
+    assert net.method == "gear"
+
+
+def test_unknown_method_option_is_an_error():
+    message = assert_error(
+        "V1 a 0 1\nR1 a 0 1k\n.options method=rk4", 4, "method='rk4'", ".options method=rk4"
+    )
+    assert "trap, gear, euler" in message
+
+
+@pytest.mark.parametrize("card", [".options maxord=3", ".options method=gear maxord=6"])
+def test_maxord_other_than_two_is_an_error(card):
+    assert_error(f"V1 a 0 1\nR1 a 0 1k\n{card}", 4, "only maxord=2 is supported", card)
+
+
+def test_option_without_value_is_an_error():
+    assert_error("V1 a 0 1\nR1 a 0 1k\n.options method=", 4, "option 'method' has no value")

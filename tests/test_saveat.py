@@ -42,10 +42,11 @@ def test_currents_are_the_branch_laws_and_satisfy_kcl():
     assert traj.g_branch is None
     v_in, v_a = np.asarray(traj.node("in")), np.asarray(traj.node("a"))
     i_r, i_c = np.asarray(traj.i_branch).T
-    # Ohm's law in the resistor; backward Euler in the capacitor (exact identities, so
-    # round-off only).
+    # Ohm's law in the resistor; in the capacitor the default method, the trapezoidal rule
+    # after one backward-Euler step (exact identities, so round-off only).
     np.testing.assert_allclose(i_r[1:], G * (v_in - v_a)[1:], rtol=1e-12)
-    np.testing.assert_allclose(i_c[1:], C / DT * np.diff(v_a), rtol=1e-12)
+    np.testing.assert_allclose(i_c[1], C / DT * (v_a[1] - v_a[0]), rtol=1e-12)
+    np.testing.assert_allclose(i_c[2:], 2 * C / DT * np.diff(v_a)[1:] - i_c[1:-1], rtol=1e-9)
     # KCL at node a: what the resistor and the source bring in, the capacitor takes.
     np.testing.assert_allclose(i_r[1:] + np.asarray(traj.i_isrc)[1:, 0], i_c[1:], rtol=1e-9)
     np.testing.assert_array_equal(traj.v, _run().v)
@@ -57,9 +58,13 @@ def test_conductances_are_the_incremental_conductances():
     assert traj.i_branch is None
     g = np.asarray(traj.g_branch)
     np.testing.assert_array_equal(g[0], 0.0)
-    # g = ∂i/∂v: the conductance of R1 and C/dt for C1 under backward Euler.
+    # g = ∂i/∂v: the conductance of R1; for C1 a_0 C/dt under the default trapezoidal rule,
+    # C/dt at its backward-Euler first step and 2C/dt after it.
     np.testing.assert_allclose(g[1:, 0], G, rtol=1e-15)
-    np.testing.assert_allclose(g[1:, 1], C / DT, rtol=1e-12)
+    np.testing.assert_allclose(g[1, 1], C / DT, rtol=1e-12)
+    np.testing.assert_allclose(g[2:, 1], 2 * C / DT, rtol=1e-12)
+    euler = _run(saveat=fp.SaveAt(conductances=True), method="euler")
+    np.testing.assert_allclose(np.asarray(euler.g_branch)[1:, 1], C / DT, rtol=1e-12)
 
 
 def test_states_false_keeps_only_the_start():

@@ -87,6 +87,11 @@ class Pulse(AbstractWaveform):
 
     Rise and fall are linear. ``PER = inf`` gives a single pulse. (The netlist parser applies
     SPICE's defaults: ``TR = TF = TSTEP`` and ``PW = PER = TSTOP`` when they are omitted or zero.)
+
+    The period boundary is SPICE's: with ``τ = t − TD``, a new period starts only once
+    ``τ > PER`` (then ``τ ← τ − PER·⌊τ/PER⌋``), so at ``τ = PER`` the pulse still has the
+    value at the end of its first period, as in ngspice's ``vsrcload.c``. With the defaults
+    ``PW = PER = TSTOP`` the pulse thus holds ``V2`` up to and including ``t = TSTOP``.
     """
 
     v1: Array
@@ -108,7 +113,8 @@ class Pulse(AbstractWaveform):
     def __call__(self, t):
         tau = t - self.td
         per = jnp.where(jnp.isfinite(self.per), self.per, 1.0)
-        tau_p = jnp.where(jnp.isfinite(self.per) & (tau > 0), jnp.mod(tau, per), tau)
+        wrapped = tau - per * jnp.floor(tau / per)
+        tau_p = jnp.where(jnp.isfinite(self.per) & (tau > per), wrapped, tau)
         dv = self.v2 - self.v1
         tr = jnp.maximum(self.tr, 1e-300)
         tf = jnp.maximum(self.tf, 1e-300)

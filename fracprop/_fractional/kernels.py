@@ -7,6 +7,9 @@ grid ``t_n = n h``:
 
 Negative ``a`` gives the fractional integral :math:`I^{|a|}`. `starting_weights` adds Lubich's
 correction terms that keep a kernel's order for solutions with :math:`t^\gamma` singularities.
+
+Kernels serve the fractional elements only; the integer-order capacitors and inductors step
+with a linear multistep method chosen on its own (``simulate(method=...)``).
 """
 
 from __future__ import annotations
@@ -52,20 +55,6 @@ class AbstractKernel(eqx.Module):
             "needs; use history=HLS() (exact for any kernel)"
         )
 
-    def integer_weights(self) -> tuple[tuple[float, ...], ...]:
-        """The linear multistep method that integer-order elements (``C``, ``L``) step with.
-
-        Row ``r`` holds the weights ``w_0, w_1, …`` of ``h·d/dt`` used at step ``n = r + 1``;
-        the last row is used from then on. The last row is the kernel's weights for order 1
-        (a finite list); the rows before it are the method's start (see `FBDF2`).
-
-        **Raises:** `NotImplementedError` for a kernel that does not define them.
-        """
-        raise NotImplementedError(
-            f"the kernel {type(self).__name__} does not define integer_weights(), which "
-            "integer-order capacitors and inductors need; use GL() or FBDF2()"
-        )
-
 
 class GL(AbstractKernel):
     r"""Grünwald–Letnikov weights, the convolution quadrature of backward Euler (order 1).
@@ -75,12 +64,8 @@ class GL(AbstractKernel):
     ``a = 0`` the identity ``[1, 0, …]``. The weights for ``a`` and ``-a`` are convolution
     inverses, so ``D^a I^a`` is the identity to round-off.
 
-    The product form is differentiable in ``a``. Integer-order capacitors and inductors step
-    with backward Euler, ``[1, −1]`` (`integer_weights`).
+    The product form is differentiable in ``a``.
     """
-
-    def integer_weights(self):
-        return ((1.0, -1.0),)
 
     def first_weight(self, order):
         return jnp.ones_like(jnp.asarray(order))
@@ -130,19 +115,7 @@ class FBDF2(AbstractKernel):
 
     The weights are the GL weights filtered by the 49 taps :math:`(3/2)^a 3^{-m} g_m`
     (`gl_taps`), so the `SOE` history represents their far part with GL's exponential modes.
-
-    Integer-order capacitors and inductors step with BDF2, ``[3/2, −2, 1/2]``, started by one
-    backward-Euler step ``[1, −1]`` (`integer_weights`). That start is Lubich's starting
-    correction for :math:`\gamma = 1`: the BDF2 convolution of ``z = x − x(0)`` (zero for
-    ``t ≤ 0``) is exact for ``z = t`` at every ``n ≥ 2`` but gives ``3/2`` instead of ``1`` at
-    ``n = 1``. A solution whose derivative jumps at ``t = 0`` (a source step, or any start
-    whose history before ``t = 0`` is held constant: rest or the DC operating point) would
-    otherwise carry an O(h) error from the first step; with the start the local error of the
-    first step is O(h²) and the method is second order for solutions smooth on ``t ≥ 0``.
     """
-
-    def integer_weights(self):
-        return ((1.0, -1.0), (1.5, -2.0, 0.5))
 
     def first_weight(self, order):
         return jnp.power(1.5, jnp.asarray(order))

@@ -25,11 +25,11 @@ from .._circuit.elements.base import StepSetup
 from .._circuit.elements.multistep import Capacitors, multistep_rate
 from .._circuit.elements.sources import ISources, VSources
 from .._circuit.elements.static import Resistors
+from .._circuit.integration import AbstractMultistep
 from .._circuit.laws import Linear
 from .._circuit.waveforms import AbstractWaveform, Sampled, sample_position
 from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
-from .._fractional.kernels import AbstractKernel
 from .._transient.adjoint import replay
 from .._transient.options import SaveAt
 from .._transient.start import starting_tables
@@ -146,7 +146,7 @@ def _rows(values: Array, dt, scale=1.0) -> tuple[_SampledRow, ...]:
 
 
 def _with_targets(
-    circuit: Circuit, outputs, targets, dt, kind: str, strength, kernel: AbstractKernel
+    circuit: Circuit, outputs, targets, dt, kind: str, strength, method: AbstractMultistep
 ) -> Circuit:
     """Couple every output to its target by a nudge element of strength ``strength``.
 
@@ -154,9 +154,11 @@ def _with_targets(
 
     Written in Norton form, so no node is added: a resistor ``S`` from the output to a target
     voltage ``T`` is a conductance ``S`` to ground plus an injected current ``S·T``; a
-    capacitor ``S`` to ``T`` (from rest, stepped like `Capacitors` by the kernel's multistep
-    method) is a capacitor ``S`` to ground plus an injected current ``S·(dT/dt)[n]``, the
-    same multistep derivative of ``T`` with ``T[0]`` taken as 0 (the run starts from rest).
+    capacitor ``S`` to ``T`` (from rest, stepped like `Capacitors` by the multistep
+    ``method``) is a capacitor ``S`` to ground plus an injected current ``S·(dT/dt)[n]``,
+    the same multistep derivative of ``T`` (`multistep_rate`) with ``T[0]`` taken as 0 (the
+    run starts from rest). The method is linear, so the capacitor's current splits exactly
+    into these two parts, past currents of the trapezoidal rule included.
     The new groups go after the existing ones, so branch and node indices are unchanged.
     """
     k_out = len(outputs)
@@ -168,7 +170,7 @@ def _with_targets(
         drive = _rows(targets, dt, strength)  # reads the targets in place
     else:
         nudge = Capacitors(names, pairs, values, Linear())
-        rate = multistep_rate(targets.at[:, 0].set(0.0), kernel, dt)
+        rate = multistep_rate(targets.at[:, 0].set(0.0), method, dt)
         drive = _rows(rate, dt, strength)
     isrc = circuit.isources
     sources = ISources(
@@ -249,7 +251,7 @@ class EP(AbstractEstimator):
             problem.dt,
             self.nudge,
             beta * self.strength,
-            problem.kernel,
+            problem.method,
         )
         acc = _Contrast(
             tuple(int(b) for b in _synapse_branches(problem)), float(self.order), problem.history
@@ -321,10 +323,12 @@ class Replay(AbstractEstimator):
 
     The free run records, at every step and for every element, its own branch voltage and
     its incremental conductance ``g_b[n] = ∂i_b[n]/∂v_b[n]`` (what each element must record
-    locally: resistors their voltage; diodes ``g_d(v)``; capacitors ``w_0 q'(v)/h``; inductors
-    ``h·s'(Φ)/(w_0 L)``, with ``w_0`` the current-step weight of the kernel's multistep method
-    (1 for backward Euler, 3/2 for BDF2); memristors ``r̂'(Ψ)``; CPEs nothing beyond their
-    constant ``C h^{−α}``).
+    locally: resistors their voltage; diodes ``g_d(v)``; capacitors ``a_0 q'(v)/h``; inductors
+    ``h·s'(Φ)/(a_0 L)``, with ``a_0`` the current-step weight of the problem's multistep
+    method (1 for backward Euler and for every first step, 2 for the trapezoidal rule, 3/2
+    for Gear-2); memristors ``r̂'(Ψ)``; CPEs nothing beyond their constant ``C h^{−α}``).
+    Capacitors and inductors under the trapezoidal rule replay its past-current
+    (past-voltage) recursion backwards as well (see their ``adjoint_*`` methods).
     The replay runs the same circuit in reversed time with its independent sources zeroed
     (V shorted, I open), driven at each output ``k`` by the injected error current
     ``∂J/∂v_k[n] = dt·(v_k[n] − T_k[n])``; every element applies its small-signal law along
@@ -366,6 +370,7 @@ class Replay(AbstractEstimator):
             kernel=problem.kernel,
             history=problem.history,
             starting=tables,
+            method=problem.method,
         )
         m = max((t.size for t in (tables or {}).values()), default=0)
         x_block = None

@@ -25,6 +25,7 @@ import numpy as np
 
 from .._circuit.circuit import Circuit, CircuitError, _with_order_classes
 from .._circuit.elements.static import Resistors
+from .._circuit.integration import AbstractMultistep, resolve_method
 from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
 from .._fractional.history.resolve import resolve_history
@@ -103,6 +104,11 @@ class LearningProblem(AbstractProblem):
       conductance (the synapses).
     - ``kernel``, ``history``: as in `simulate` (a ``history`` name is resolved here, with
       this problem's ``steps``).
+    - ``method``: the multistep method of the integer-order capacitors and inductors, as in
+      `simulate`, but ``"euler"`` (backward Euler) by default: with the default `GL` kernel
+      that is the Grünwald–Letnikov scheme of Kendall (2021), which the learning problem
+      keeps unless told otherwise. ``"trap"`` and ``"gear"`` (second order) are available;
+      every estimator follows the method chosen here.
     - ``checkpoint``: as in `simulate`: ``None`` (default) or the number of steps per
       rematerialised segment when the problem's runs are differentiated in reverse mode
       (`jax.grad` of `loss`, `Autodiff`); memory ~ (N/k)·state + k·residuals instead of
@@ -127,6 +133,7 @@ class LearningProblem(AbstractProblem):
     kernel: AbstractKernel
     history: AbstractHistory
     checkpoint: int | None = eqx.field(static=True)
+    method: AbstractMultistep
     starting: bool = eqx.field(static=True)
 
     def __init__(
@@ -142,6 +149,7 @@ class LearningProblem(AbstractProblem):
         history: AbstractHistory | str = "auto",
         checkpoint: int | None = None,
         starting: bool = False,
+        method: AbstractMultistep | str = "euler",
     ):
         if isinstance(inputs, str):
             inputs = (inputs,)
@@ -169,6 +177,10 @@ class LearningProblem(AbstractProblem):
         if not (float(dt) > 0 and np.isfinite(float(dt))):
             raise LearningError(f"dt={dt!r} must be a positive number of seconds")
         check_checkpoint(checkpoint, int(steps), LearningError)
+        try:
+            method = resolve_method(method)
+        except (ValueError, TypeError) as e:
+            raise LearningError(str(e)) from None
         trainable = _parse_selection(circuit, trainable)
         # Orders that are not trained share their weights in this problem's runs
         # (`Circuit.share_orders`); trained ones keep one set per element, which their
@@ -195,6 +207,7 @@ class LearningProblem(AbstractProblem):
                 "starting=True needs concrete orders alpha (the starting weights are "
                 "precomputed from them), but some alpha is trainable; pass starting=False"
             )
+        self.method = method
 
     # -- parameters ------------------------------------------------------------------------
     def _leaf_getters(self):
@@ -245,6 +258,7 @@ class LearningProblem(AbstractProblem):
             history=self.history,
             checkpoint=self.checkpoint,
             starting=self.starting,
+            method=self.method,
         )
         unknown = set(changes) - set(kwargs)
         if unknown:
@@ -269,7 +283,6 @@ class LearningProblem(AbstractProblem):
         (``synapses_only``) and something else is trainable."""
         if estimator.synapses_only:
             _check_synapses(self, type(estimator).__name__)
-
 
     def check_data(self, inputs, targets) -> tuple[Array, Array, bool]:
         """Validate shapes; returns ``(inputs, targets, batched)``."""
@@ -310,6 +323,7 @@ class LearningProblem(AbstractProblem):
             dt=self.dt,
             steps=self.steps,
             kernel=self.kernel,
+            method=self.method,
             history=self.history,
             starting=self.starting,
             uic=True,

@@ -30,35 +30,34 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._circuit.circuit import Circuit
-from .._fractional.kernels import FBDF2, GL, AbstractKernel
+from .._circuit.integration import AbstractMultistep
+from .._fractional.kernels import AbstractKernel
 from .solution import RESULTS, Trajectory
 
 
-def scheme_order(kernel: AbstractKernel, circuit: Circuit) -> int:
+def scheme_order(kernel: AbstractKernel, method: AbstractMultistep, circuit: Circuit) -> int:
     """The order ``p`` of the time discretisation used by Richardson's error estimate.
 
-    `GL` steps capacitors and inductors by backward Euler and fractional operators by
-    Grünwald–Letnikov convolution quadrature: order 1. `FBDF2` steps capacitors and inductors
-    by BDF2 (order 2). For circuits with fractional elements the estimate uses ``p = 1``
-    even with `FBDF2` and Lubich starting weights: the measured order of the largest error
-    over the grid approaches 2 only slowly for small orders α (about 1.8 for α = 0.3 and 1.0
-    for α = 0.2 at 1000–4000 steps on the fractional RC; see `fracprop._transient.start`),
-    and ``p = 1`` overestimates the error of a second-order run by at most a factor 3 (the
-    safe side, at the cost of one more refinement at most). A kernel not listed here is
-    taken as first order for the same reason.
+    Capacitors and inductors step with ``method``: backward Euler is order 1, the
+    trapezoidal rule and Gear-2 order 2. For circuits with fractional elements the estimate
+    uses ``p = 1`` whatever the kernel: `GL` is first order, and with `FBDF2` and Lubich
+    starting weights the measured order of the largest error over the grid approaches 2
+    only slowly for small orders α (about 1.8 for α = 0.3 and 1.0 for α = 0.2 at 1000–4000
+    steps on the fractional RC; docs/design.md §2). ``p = 1`` overestimates the error of a
+    second-order run by at most a factor 3 (the safe side, at the cost of at most one more
+    refinement).
 
     **Arguments**
 
-    - ``kernel``: the kernel of the run.
+    - ``kernel``: the kernel of the run (only its fractional elements use it).
+    - ``method``: the multistep method of the capacitors and inductors.
     - ``circuit``: the circuit (only whether it has fractional elements matters).
 
     **Returns** ``1`` or ``2``.
     """
-    if circuit.is_fractional or isinstance(kernel, GL):
+    if circuit.is_fractional:
         return 1
-    if isinstance(kernel, FBDF2):
-        return 2
-    return 1
+    return min(int(method.order), 2)
 
 
 def _positive_finite(name: str, value: Any) -> float:

@@ -29,6 +29,7 @@ import numpy as np
 
 from .._circuit.circuit import Circuit
 from .._circuit.elements.base import tree_dtype_cast
+from .._circuit.integration import AbstractMultistep, resolve_method
 from .._circuit.topology import check_dc_loops
 from .._custom_types import ScalarLike
 from .._fractional.history.base import AbstractHistory
@@ -64,6 +65,7 @@ def simulate(
     dt: ScalarLike,
     steps: int,
     kernel: AbstractKernel = FBDF2(),
+    method: AbstractMultistep | str = "trap",
     history: AbstractHistory | str = "auto",
     starting: bool = True,
     uic: bool = False,
@@ -91,16 +93,25 @@ def simulate(
     - ``circuit``: a `Circuit` (from `CircuitBuilder` or `parse_netlist`).
     - ``dt``: the time step in seconds (may be a traced array); ``steps``: number of steps
       (static).
-    - ``kernel``: convolution quadrature of the fractional operators, and the multistep method
-      of the integer-order capacitors and inductors (`AbstractKernel.integer_weights`):
-      `GL` (default) is backward Euler, `FBDF2` is BDF2 started by one backward-Euler step,
-      second order on circuits of C, L, R and sources (from rest or from the DC operating
-      point) as long as the sources are smooth for ``t > 0``. A source that jumps at some
-      ``t > 0`` makes the BDF2 error O(dt) after the jump (SPICE restarts its integrator at
-      such breakpoints; fracprop does not). Fractional elements (CPEs, memristors) use the
-      kernel's convolution weights without Lubich starting weights, so under `FBDF2` they
-      are first order near their ``t^α`` start, like `GL` (see `solve_linear_fde` for the
-      scalar equation with starting weights).
+    - ``kernel``: convolution quadrature of the fractional operators (CPEs, memristors):
+      `FBDF2` (default, fractional BDF2, second order with starting weights) or `GL`
+      (Grünwald–Letnikov, first order: the scheme of Kendall 2021).
+    - ``starting``: Lubich starting weights for the fractional elements (default ``True``):
+      the first steps are solved as one coupled block and every later step is corrected, so
+      that the scheme keeps its order from the first step on for the ``t^α`` start of a
+      fractional circuit (`fracprop._transient.start`, docs/design.md §2). They are computed
+      from the concrete orders α; with traced α (α differentiated, or inside `jax.jit`) pass
+      ``starting=False``, which is first order near ``t = 0`` (O(h^α) at the first step).
+    - ``method``: the linear multistep method of the integer-order capacitors and inductors,
+      as SPICE's ``.options method=``: ``"trap"`` (default, the trapezoidal rule, as in
+      ngspice), ``"gear"`` (Gear-2, i.e. BDF2) or ``"euler"`` (backward Euler), or an
+      `AbstractMultistep` (`resolve_method`). Each starts with one backward-Euler step, so
+      ``"trap"`` and ``"gear"`` are second order on circuits of C, L, R and sources (from
+      rest or from the DC operating point) as long as the sources are smooth for ``t > 0``.
+      A source that jumps at some ``t > 0`` makes their error O(dt) after the jump (SPICE
+      restarts its integrator with a first-order step at such breakpoints; fracprop does
+      not). The trapezoidal rule does not damp modes much faster than ``dt`` (they flip sign
+      every step); ``"gear"`` and ``"euler"`` do.
     - ``history``: the history backend: an `AbstractHistory` or one of ``"auto"`` (default:
       `Exact` up to 1024 steps, beyond that `SOE` for the `GL` kernel and `HLS` for any
       other), ``"exact"``, ``"dense"``, ``"hls"``, ``"soe"`` (see `resolve_history`).
@@ -180,6 +191,7 @@ def simulate(
     ``save_conductances``, ``max_newton``), naming what to pass instead.
     """
     _check_keywords(removed)
+    method = resolve_method(method)
     if not isinstance(circuit, Circuit):
         raise TypeError(f"simulate expects a Circuit; got {type(circuit).__name__}")
     if not isinstance(saveat, SaveAt):
@@ -256,12 +268,13 @@ def simulate(
             checkpoint,
             k,
             tables,
+            method,
         )
 
     if substeps is None:
         traj = control(
             run,
-            order=scheme_order(kernel, circuit),
+            order=scheme_order(kernel, method, circuit),
             rtol=rtol_t,
             atol=atol_t,
             atol_current=atol_i,

@@ -15,6 +15,7 @@ import numpy as np
 
 from .._circuit.circuit import Circuit
 from .._circuit.elements.base import StepSetup
+from .._circuit.integration import AbstractMultistep, Trapezoidal
 from .._custom_types import Array
 from .._fractional.history.base import AbstractHistory
 from .._fractional.kernels import AbstractKernel
@@ -409,6 +410,7 @@ def _run(
     checkpoint: int | None = None,
     substeps: int = 1,
     starting: dict | None = None,
+    method: AbstractMultistep = Trapezoidal(),
 ) -> Trajectory:
     """The jitted run behind `simulate`: `TransientStepper` driven by `lax.scan`; ``newton``
     has its tolerances resolved.
@@ -430,7 +432,9 @@ def _run(
     circuit = dataclasses.replace(circuit, groups=tuple(g.check() for g in circuit.groups))
     n = circuit.n_nodes
     nv = len(circuit.vsources)
-    setup = StepSetup(dt=dt, steps=steps, kernel=kernel, history=history, starting=starting)
+    setup = StepSetup(
+        dt=dt, steps=steps, kernel=kernel, history=history, method=method, starting=starting
+    )
     grid, setup = setup, _internal_setup(setup, substeps)
     # The accumulator and the progress meter act at the output points (in `output_step`).
     stepper = TransientStepper(circuit, setup, newton, saveat, NoProgress(), None)

@@ -51,9 +51,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"error: --reltol ({args.reltol}) must be a positive number", file=sys.stderr)
         return 2
     if args.substeps is not None and args.substeps < 1:
-        print(
-            f"error: --substeps ({args.substeps}) must be a positive integer", file=sys.stderr
-        )
+        print(f"error: --substeps ({args.substeps}) must be a positive integer", file=sys.stderr)
         return 2
     nodes = list(netlist.circuit.node_names)
     if args.nodes:
@@ -81,12 +79,14 @@ def _simulate(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
+    method = args.method or netlist.method or "trap"
     try:
         traj = fp.simulate(
             netlist.circuit,
             dt=dt,
             steps=steps,
             uic=uic or args.uic,
+            method=method,
             progress=progress or fp.NoProgress(),
             dtype=jnp.float32 if args.float32 else None,
             substeps=args.substeps,
@@ -248,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--substeps",
         type=int,
         help="a fixed number of internal steps per output step, without time-error control",
+    )
+    sim.add_argument(
+        "--method",
+        type=str.lower,
+        choices=("trap", "gear", "euler"),
+        help="integration method of C and L (default: the deck's .options method=, else trap)",
     )
     sim.add_argument("--float32", action="store_true", help="run in float32 (default float64)")
     sim.add_argument("--quiet", action="store_true", help="no progress bar or messages")

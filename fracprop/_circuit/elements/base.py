@@ -9,10 +9,11 @@ Transient laws on the grid ``t_n = n h`` (docs/design.md §1–§2):
 
 * resistor ``i = g v``;
 * diode ``i = IS (exp(v / (N Vt)) − 1) + gmin v`` (Shockley, SPICE's ``gmin = 1e-12`` S);
-* capacitor ``q = C s(v)``, ``i_n = (Σ_k w_k q_{n−k}) / h`` with the kernel's multistep
-  weights (`AbstractKernel.integer_weights`): backward Euler ``[1, −1]`` for `GL`, BDF2
-  ``[3/2, −2, 1/2]`` after one backward-Euler step for `FBDF2`;
-* inductor ``i = s(Φ) / L``, ``Σ_k w_k Φ_{n−k} = h v_n`` with the same weights;
+* capacitor ``q = C s(v)``, ``Σ_k a_k q_{n−k} = h Σ_k b_k i_{n−k}`` by the linear multistep
+  method `StepSetup.method` (``fracprop._circuit.integration``; independent of the kernel):
+  the trapezoidal rule, Gear-2 (BDF2) or backward Euler, each started by one backward-Euler
+  step;
+* inductor ``i = s(Φ) / L``, ``Σ_k a_k Φ_{n−k} = h Σ_k b_k v_{n−k}`` by the same method;
 * fractional memristor (Kendall 2021, eqs. 12–15) ``i = ᶜD^{1−α}[r̂(I^{1−α} v)]`` with ``r̂ = g s``:
   ``Ψ_n = h^{1−α} Σ_k w^{(−(1−α))}_k v_{n−k}`` and
   ``i_n = h^{−(1−α)} Σ_k w^{(1−α)}_k (r̂(Ψ_{n−k}) − r̂(0))``;
@@ -39,6 +40,7 @@ import jax.numpy as jnp
 from ..._custom_types import Array
 from ..._fractional.history.base import AbstractHistory
 from ..._fractional.kernels import AbstractKernel
+from ..integration import AbstractMultistep
 from ..laws import Linear
 from ..waveforms import AbstractWaveform
 
@@ -55,12 +57,15 @@ GMIN = 1e-12
 
 
 class StepSetup(eqx.Module):
-    """What every group needs to know about the time grid."""
+    """What every group needs to know about the time grid: the step, the number of steps,
+    the kernel and history backend of the fractional elements, and the multistep method of
+    the integer-order capacitors and inductors."""
 
     dt: Array
     steps: int = eqx.field(static=True)
     kernel: AbstractKernel
     history: AbstractHistory
+    method: AbstractMultistep
     #: Lubich starting weights of the fractional groups, by group letter
     #: (`fracprop._transient.start.StartTable`); ``None`` or empty: none.
     starting: dict | None = None

@@ -1,7 +1,8 @@
 r"""Read circuits from SPICE-style netlists (a subset of SPICE/ngspice syntax).
 
 `parse_netlist` turns the text of a deck into a `Netlist`: its title, the compiled `Circuit`, the
-``.tran`` card (if any) and the warnings raised while reading. `load_netlist` does the same for a
+``.tran`` card (if any), the integration method of ``.options method=`` (if any) and the
+warnings raised while reading. `load_netlist` does the same for a
 file. Errors are `NetlistError` (a `ValueError`) with the line number and the offending text;
 ignored constructs produce `NetlistWarning` (a `UserWarning`), also collected in
 ``Netlist.warnings``.
@@ -162,6 +163,14 @@ Control cards
 ``.tran TSTEP TSTOP [TSTART [TMAX]] [UIC]``
     Becomes ``Netlist.tran = Tran(tstep, tstop, uic)``. A nonzero ``TSTART`` is ignored with a
     warning (results start at t = 0); ``TMAX`` is ignored. At most one ``.tran`` card.
+``.options``/``.option``/``.opt`` ``name=value ...``
+    ``METHOD=trap|gear|euler`` becomes ``Netlist.method``, the integration method of the
+    capacitors and inductors, as in SPICE (without it `simulate`'s default ``trap``
+    applies); ``MAXORD`` may only be 2 (trap and gear are of order 2). ``RELTOL``,
+    ``VNTOL`` and ``ABSTOL`` (positive numbers) become ``Netlist.options = Options(reltol,
+    vntol, abstol)``, the tolerances of the time-error control of ``fracprop simulate``
+    (`simulate`'s ``rtol``, ``atol`` and ``atol_current``). An unknown method or a bad value
+    is an error; every other option is ignored with a warning.
 ``.title TEXT``
     Replaces the title.
 ``.end``

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..builder import CircuitBuilder
 from ..circuit import Circuit, CircuitError
+from ..integration import METHOD_NAMES, METHODS
 from ..waveforms import DC, PWL, AbstractWaveform, Pulse, Sin
 from .lexer import _Card, _strip_comment
 from .models import read_model
@@ -16,6 +17,7 @@ from .numbers import _starts_like_number, parse_value
 from .result import DEFAULT_SOURCE, Netlist, NetlistError, NetlistWarning, Options, Tran
 from .tables import (
     _IGNORED_DOT_CARDS,
+    _OPTIONS_CARDS,
     _SUPPORTED,
     _TRANSIENT_FUNCTIONS,
     _UNSUPPORTED_ELEMENTS,
@@ -26,8 +28,7 @@ from .tables import (
     _Model,
 )
 
-# The option cards, and the options fracprop uses (the tolerances of the time-error control).
-_OPTIONS_CARDS = (".options", ".option", ".opt")
+# The options fracprop uses besides METHOD/MAXORD (the tolerances of the time-error control).
 _USED_OPTIONS = ("reltol", "vntol", "abstol")
 
 
@@ -42,6 +43,7 @@ class _Parser:
         self.tran_line = 0
         self.options: dict[str, float] = {}
         self.models: dict[str, _Model] = {}
+        self.method: str | None = None
         self.warnings: list[tuple[int, str]] = []  # (line, message)
 
     # -- messages -------------------------------------------------------------------------------
@@ -111,10 +113,10 @@ class _Parser:
                 read_model(self, card)
             elif keyword == ".tran":
                 self.read_tran(card)
-            elif keyword == ".title":
-                self.title = card.text[len(".title") :].strip()
             elif keyword in _OPTIONS_CARDS:
                 self.read_options(card)
+            elif keyword == ".title":
+                self.title = card.text[len(".title") :].strip()
             elif keyword in _IGNORED_DOT_CARDS:
                 self.warn(card.line, f"{card.text!r} ignored")
             elif keyword[0].upper() in ELEMENT_CARDS or keyword[0].upper() in SOURCE_CARDS:
@@ -159,34 +161,61 @@ class _Parser:
         self.tran_line = card.line
 
     def read_options(self, card: _Card) -> None:
-        """``.options name=value ...``: keep RELTOL, VNTOL and ABSTOL (positive numbers); warn
-        about every other option, which fracprop ignores."""
+        """``.options name=value ...``: ``method`` (``trap``, ``gear``, ``euler``), ``maxord=2``,
+        and RELTOL, VNTOL and ABSTOL (positive numbers); every other option is ignored with
+        a warning."""
         tokens = card.tokens[1:]
-        i = 0
-        while i < len(tokens):
-            name = tokens[i]
-            has_value = i + 1 < len(tokens) and tokens[i + 1] == "="
-            if has_value and i + 2 >= len(tokens):
-                raise self.error(card.line, f"option {name}= has no value in {card.text!r}")
-            key = name.lower()
-            if key in _USED_OPTIONS:
-                if not has_value:
+        pairs: list[tuple[str, str | None]] = []
+        k = 0
+        while k < len(tokens):
+            if k + 1 < len(tokens) and tokens[k + 1] == "=":
+                if k + 2 >= len(tokens) or tokens[k + 2] in "()=":
                     raise self.error(
-                        card.line,
-                        f"option {name} needs a value, e.g. {key}=1e-3 (in {card.text!r})",
+                        card.line, f"option {tokens[k]}= has no value in {card.text!r}"
                     )
-                value = self.value(card, tokens[i + 2], f".options {key}")
-                if not (math.isfinite(value) and value > 0):
-                    raise self.error(
-                        card.line,
-                        f".options {key}={tokens[i + 2]} must be a positive number "
-                        f"(in {card.text!r})",
-                    )
-                self.options[key] = value
+                pairs.append((tokens[k], tokens[k + 2]))
+                k += 3
             else:
-                shown = f"{name}={tokens[i + 2]}" if has_value else name
-                self.warn(card.line, f".options {shown} ignored")
-            i += 3 if has_value else 1
+                pairs.append((tokens[k], None))
+                k += 1
+        ignored = []
+        for key, value in pairs:
+            lower = key.lower()
+            if lower == "method":
+                name = (value or "").lower()
+                if name not in METHODS:
+                    choices = ", ".join(METHOD_NAMES)
+                    raise self.error(
+                        card.line,
+                        f"option method={value!r} in {card.text!r} is not an integration "
+                        f"method; use method= one of {choices}",
+                    )
+                self.method = METHODS[name].name
+            elif lower == "maxord":
+                order = self.value(card, value or "", "option maxord") if value else None
+                if order != 2:
+                    raise self.error(
+                        card.line,
+                        f"option maxord={value} in {card.text!r}: only maxord=2 is supported "
+                        "(trap and gear are of order 2; use method=euler for first order)",
+                    )
+            elif lower in _USED_OPTIONS:
+                if value is None:
+                    raise self.error(
+                        card.line,
+                        f"option {key} needs a value, e.g. {lower}=1e-3 (in {card.text!r})",
+                    )
+                number = self.value(card, value, f".options {lower}")
+                if not (math.isfinite(number) and number > 0):
+                    raise self.error(
+                        card.line,
+                        f".options {lower}={value} must be a positive number (in {card.text!r})",
+                    )
+                self.options[lower] = number
+            else:
+                ignored.append(key if value is None else f"{key}={value}")
+        if ignored:
+            self.warn(card.line, f".options {' '.join(ignored)} ignored")
 
     # -- pass 2: elements -----------------------------------------------------------------------
     def build(self, elements: list[_Card]) -> Circuit:
@@ -410,6 +439,7 @@ class _Parser:
             self.tran,
             tuple(m for _, m in in_line_order),
             Options(**self.options),
+            method=self.method,
         )
 
 

@@ -42,14 +42,17 @@ class Options:
 
 @dataclass(frozen=True)
 class Netlist:
-    """A parsed netlist: title, compiled circuit, the ``.tran`` card, the warnings raised and
-    the ``.options`` fracprop uses."""
+    """A parsed netlist: title, compiled circuit, the ``.tran`` card, the warnings raised, the
+    ``.options`` fracprop uses, and the integration method of ``.options method=``
+    (``"trap"``, ``"gear"`` or ``"euler"``; ``None`` when the deck names none, and
+    `simulate`'s default, ``"trap"``, applies)."""
 
     title: str
     circuit: Circuit
     tran: Tran | None
     warnings: tuple[str, ...] = ()
     options: Options = Options()
+    method: str | None = None
 
     def __str__(self) -> str:
         lines = [f"Netlist {self.title!r}"]
@@ -58,6 +61,8 @@ class Netlist:
         else:
             uic = " UIC" if self.tran.uic else ""
             lines.append(f"  .tran {self.tran.tstep:.6g} {self.tran.tstop:.6g}{uic}")
+        if self.method is not None:
+            lines.append(f"  .options method={self.method}")
         if self.warnings:
             lines.append(f"  {len(self.warnings)} warning(s)")
         lines.append(str(self.circuit))

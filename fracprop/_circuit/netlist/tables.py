@@ -27,6 +27,9 @@ _UNSUPPORTED_ELEMENTS = {
 }
 
 
+_OPTIONS_CARDS = {".options", ".option", ".opt"}
+
+
 _IGNORED_DOT_CARDS = {
     ".op",
     ".print",
