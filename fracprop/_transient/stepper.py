@@ -121,6 +121,21 @@ def _scan_steps(body, init, steps: int, checkpoint: int | None):
     return carry, outs
 
 
+def _first_failure(carry: _Carry, finite: Array, converged: Array, step: Array, index: Array):
+    """``(result, fail_step, fail_index)`` after a step: the first failure is kept (a
+    non-finite state, else Newton's), with the step and the unknown where it happened."""
+    code = RESULTS.where(
+        finite,
+        RESULTS.where(converged, RESULTS.successful, RESULTS.newton_failed),
+        RESULTS.nonfinite,
+    )
+    fresh = (carry.result == RESULTS.successful) & (code != RESULTS.successful)
+    result = RESULTS.where(fresh, code, carry.result)
+    fail_step = jnp.where(fresh, jnp.asarray(step).astype(jnp.int32), carry.fail_step)
+    fail_index = jnp.where(fresh, jnp.asarray(index).astype(jnp.int32), carry.fail_index)
+    return result, fail_step, fail_index
+
+
 def _block_currents(circuit: Circuit, states: tuple, setup: StepSetup, vb: Array):
     """Every branch current of the start block, shape ``(m, branches)``, for branch voltages
     ``vb`` of that shape, and every group's state after the block."""
@@ -277,15 +292,9 @@ class TransientStepper(eqx.Module):
             jnp.argmax(jnp.where(jnp.isfinite(ratio), ratio, jnp.inf)),
             jnp.argmax(~jnp.isfinite(x)),
         )
-        code = RESULTS.where(
-            finite,
-            RESULTS.where(conv, RESULTS.successful, RESULTS.newton_failed),
-            RESULTS.nonfinite,
+        result, fail_step, fail_index = _first_failure(
+            carry, finite, conv, bad // mna.size + 1, bad % mna.size
         )
-        fresh = (carry.result == RESULTS.successful) & (code != RESULTS.successful)
-        result = RESULTS.where(fresh, code, carry.result)
-        fail_step = jnp.where(fresh, (bad // mna.size + 1).astype(jnp.int32), carry.fail_step)
-        fail_index = jnp.where(fresh, (bad % mna.size).astype(jnp.int32), carry.fail_index)
         out = {}
         if saveat.states:
             out["x"] = xs
@@ -358,16 +367,8 @@ class TransientStepper(eqx.Module):
         )
         finite = jnp.all(jnp.isfinite(x))
         first_bad = jnp.argmax(~jnp.isfinite(x))
-        code = RESULTS.where(
-            finite,
-            RESULTS.where(conv, RESULTS.successful, RESULTS.newton_failed),
-            RESULTS.nonfinite,
-        )
-        fresh = (carry.result == RESULTS.successful) & (code != RESULTS.successful)
-        result = RESULTS.where(fresh, code, carry.result)
-        fail_step = jnp.where(fresh, nstep.astype(jnp.int32), carry.fail_step)
-        where = jnp.where(finite, worst, first_bad).astype(jnp.int32)
-        fail_index = jnp.where(fresh, where, carry.fail_index)
+        where = jnp.where(finite, worst, first_bad)
+        result, fail_step, fail_index = _first_failure(carry, finite, conv, nstep, where)
         out = {}
         if save_states:
             out["x"] = x
