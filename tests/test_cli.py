@@ -1,5 +1,7 @@
 """The `fracprop simulate` command line."""
 
+import re
+
 import numpy as np
 import pytest
 from helpers import NETLISTS
@@ -72,15 +74,21 @@ def test_deck_options_set_the_time_error_control(tmp_path, capsys):
     deck.write_text(RC_DECK)
     out = tmp_path / "rc.csv"
     assert main(["simulate", str(deck), "-o", str(out)]) == 0
-    said = capsys.readouterr().out
-    assert "time-error control: 4 internal steps per output step" in said
+    loose = _substeps_said(capsys.readouterr().out)
+    assert loose >= 2  # TSTEP alone misses reltol = 1e-2 on this deck
     # v(out) = 1 − exp(−t/τ), τ = 1 ms: within reltol·max|v| + vntol at every output point.
     data = np.loadtxt(out, delimiter=",", skiprows=1)
     err = np.abs(data[:, 2] - (1 - np.exp(-data[:, 0] / 1e-3)))
     assert np.max(err) <= 1e-2 * np.max(np.abs(data[:, 2])) + 1e-6
     # --reltol overrides the deck: a tighter tolerance needs more internal steps.
     assert main(["simulate", str(deck), "-o", str(out), "--reltol", "1e-3"]) == 0
-    assert "time-error control: 32 internal steps" in capsys.readouterr().out
+    assert _substeps_said(capsys.readouterr().out) > loose
+
+
+def _substeps_said(text: str) -> int:
+    found = re.search(r"time-error control: (\d+) internal steps per output step", text)
+    assert found, text
+    return int(found.group(1))
 
 
 def test_bad_netlist_reports_line(tmp_path, capsys):
