@@ -318,20 +318,31 @@ def _fractional_rc(lam: float, element: str):
     return b.build()
 
 
+@pytest.mark.parametrize("starting", [False, True], ids=["plain", "starting"])
 @pytest.mark.parametrize("history", ["exact", "hls"])
 @pytest.mark.parametrize("kernel", KERNELS, ids=KERNEL_IDS)
-def test_stepper_solves_the_kernels_discrete_equations(kernel, history):
+def test_stepper_solves_the_kernels_discrete_equations(kernel, history, starting):
     # The R–CPE circuit's steps are the kernel's convolution quadrature of D^½ y = −λ y, the
-    # same linear equations `solve_linear_fde(..., n_start=0)` solves: equal to round-off
-    # (measured ≤ 3e-16). Before the stepper used the kernel's w_0, FBDF2 circuits took
-    # w_0 = 1 instead of (3/2)^α and drifted away (y(1) = −0.02 at N = 16, 1e77 at N = 4096).
+    # same linear equations `solve_linear_fde` solves: equal to round-off (measured ≤ 3e-16).
+    # Without starting weights, n_start = 0. Before the stepper used the kernel's w_0, FBDF2
+    # circuits took w_0 = 1 instead of (3/2)^α and drifted away (y(1) = −0.02 at N = 16, 1e77
+    # at N = 4096). With them, the stepper's exponents for α = ½ and a constant source are
+    # kα below the kernel's order: ½ (GL), ½, 1, 3/2 (FBDF2), the n_start of the scalar solver,
+    # whose start block is one m × m system: the circuit's coupled block must agree.
     lam, steps = 3.0, 64
     circuit = _fractional_rc(lam, "cpe")
     traj = fp.simulate(
-        circuit, dt=1.0 / steps, steps=steps, kernel=kernel, history=history, substeps=1
+        circuit,
+        dt=1.0 / steps,
+        steps=steps,
+        kernel=kernel,
+        history=history,
+        substeps=1,
+        starting=starting,
     )
     y = 1.0 - np.asarray(traj.v[:, circuit.node_names.index("out")])
-    _, ref = solve_linear_fde(lam, 0.5, 1.0, 1.0, steps, kernel=kernel, n_start=0)
+    n_start = (3 if isinstance(kernel, fp.FBDF2) else 1) if starting else 0
+    _, ref = solve_linear_fde(lam, 0.5, 1.0, 1.0, steps, kernel=kernel, n_start=n_start)
     np.testing.assert_allclose(y, np.asarray(ref), rtol=0, atol=1e-13)
 
 
@@ -339,9 +350,13 @@ def test_stepper_solves_the_kernels_discrete_equations(kernel, history):
 def test_linear_memristor_is_a_resistor_under_every_kernel(kernel):
     # i = D^{1−α}[g I^{1−α} v] = g v when the kernel's weights of orders ±(1−α) are convolution
     # inverses (GL and FBDF2 both), provided the current steps use each order's own w_0:
-    # 1 Ω + (1/λ) Ω divide the unit step exactly, at every step.
+    # 1 Ω + (1/λ) Ω divide the unit step exactly, at every step. (Without starting weights:
+    # with them the two corrected convolutions are inverses only on the powers they are exact
+    # for, so the element is a resistor up to the scheme's error.)
     lam, steps = 3.0, 32
     circuit = _fractional_rc(lam, "memristor")
-    traj = fp.simulate(circuit, dt=1.0 / steps, steps=steps, kernel=kernel, substeps=1)
+    traj = fp.simulate(
+        circuit, dt=1.0 / steps, steps=steps, kernel=kernel, substeps=1, starting=False
+    )
     v_out = np.asarray(traj.v[1:, circuit.node_names.index("out")])
     np.testing.assert_allclose(v_out, 1.0 / (1.0 + lam), rtol=1e-12)
