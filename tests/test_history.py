@@ -119,6 +119,7 @@ def _grad_temp_bytes(history, steps, kernel=fp.GL()):
         c = circuit.set("M_h0_0", "alpha", alpha)
         v = fp.simulate(
             c,
+            starting=False,  # α is differentiated: no precomputed starting weights
             dt=0.05,
             steps=steps,
             inputs={"V0": u[0], "V1": u[1]},
@@ -318,6 +319,7 @@ def _memristor_loss(history, steps=80):
         c = c.set("R_in0_h0_0", "g", g)
         v = fp.simulate(
             c,
+            starting=False,  # α is differentiated: no precomputed starting weights
             dt=0.05,
             steps=steps,
             inputs={"V0": u[0], "V1": u[1]},

@@ -120,7 +120,8 @@ def test_shared_and_per_element_weights_simulate_the_same(history):
 
 
 def _output_energy(circuit, steps=60):
-    traj = fp.simulate(circuit, dt=0.02, steps=steps, throw=False, substeps=1)
+    # α may be differentiated here: no precomputed starting weights.
+    traj = fp.simulate(circuit, dt=0.02, steps=steps, throw=False, substeps=1, starting=False)
     return jnp.sum(traj.v**2)
 
 
@@ -158,7 +159,7 @@ def test_changed_orders_after_sharing_raise():
         lambda c: c.groups[mem_index].alpha, shared, jnp.asarray([0.5, 0.7, 0.55, 0.7])
     )
     with pytest.raises(Exception, match="changed after Circuit.share_orders"):
-        jax.jit(lambda c: fp.simulate(c, dt=0.02, steps=10, substeps=1).v)(
+        jax.jit(lambda c: fp.simulate(c, dt=0.02, steps=10, substeps=1, starting=False).v)(
             stale
         ).block_until_ready()
 

@@ -151,7 +151,8 @@ def starting_weights(
     if dps is not None:
         return _starting_weights_mp(kernel, order, gammas, steps, dps)
 
-    with jax.enable_x64(True):
+    # Host precomputation, also when called while a function is being traced (jax.jit).
+    with jax.enable_x64(True), jax.ensure_compile_time_eval():
         w = np.asarray(kernel.weights(jnp.asarray(order, dtype=jnp.float64), steps), np.float64)
     k = np.arange(steps + 1, dtype=np.float64)
     powers = k[:, None] ** np.asarray(gammas)[None, :]  # (N+1, m)

@@ -252,16 +252,17 @@ def sharded_simulate(
                 f"example, shape (batch, {steps + 1}) for steps={steps}"
             )
     mesh = batch_mesh() if mesh is None else mesh
-    circuit = replicate(circuit, mesh)
     inputs = shard_batch(dict(inputs), mesh)
 
     # A fixed internal grid (time-error control needs concrete values, not a vmapped run).
     kwargs.setdefault("substeps", 1)
 
-    def one(circuit, feeds):
+    # The circuit is a constant of the mapped function (replicated on every device), not an
+    # argument: its fractional orders stay concrete, as the starting weights need.
+    def one(_, feeds):
         return simulate(circuit, dt=dt, steps=steps, inputs=feeds, throw=False, **kwargs)
 
-    traj = _map_examples(one, mesh, circuit, inputs)
+    traj = _map_examples(one, mesh, None, inputs)
     if throw and not traj.result.is_traced():
         # The status on every device (and process), so that every process can read it.
         status = replicate((traj.ts, traj.result, traj.fail_step, traj.fail_index), mesh)

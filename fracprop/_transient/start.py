@@ -107,7 +107,10 @@ def sources_vary_at_start(circuit, dt: float, points: int) -> bool:
     for group in (circuit.vsources, circuit.isources):
         for w in group.waveforms:
             try:
-                values = np.asarray([float(w(t)) for t in ts])
+                # Host-side probing: the waveform's own dtype (float32, say) meets a Python
+                # float here, which strict dtype promotion would refuse.
+                with jax.numpy_dtype_promotion("standard"), jax.ensure_compile_time_eval():
+                    values = np.asarray([float(w(t)) for t in ts])
             except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
                 return True
             if np.any(values != values[0]):
