@@ -363,7 +363,7 @@ class Replay(AbstractEstimator):
         if problem.starting:
             feeds = {name: inputs[k] for k, name in enumerate(problem.inputs)}
             driven = circuit.with_sources(feeds, dt=problem.dt)
-            tables, _ = starting_tables(driven, problem.kernel, problem.dt, problem.steps, dtype)
+            tables, _ = starting_tables(driven, problem.kernel, problem.steps, dtype)
         setup = StepSetup(
             dt=jnp.asarray(problem.dt, dtype),
             steps=problem.steps,

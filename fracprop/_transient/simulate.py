@@ -249,9 +249,8 @@ def simulate(
     def run(k: int) -> Trajectory:
         tables = None
         if starting and circuit.is_fractional:
-            internal_dt = None if dt_known is None else dt_known / k
             try:
-                tables, _ = starting_tables(circuit, kernel, internal_dt, steps * k, dtype)
+                tables, _ = starting_tables(circuit, kernel, steps * k, dtype)
             except StartingError as err:
                 raise ValueError(str(err)) from None
         return _run(
