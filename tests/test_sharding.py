@@ -241,6 +241,7 @@ def test_sharded_resistive_estimate_matches_the_single_device_call(mesh, estimat
         assert g.sharding.is_fully_replicated and len(g.devices()) == DEVICES
 
 
+@pytest.mark.slow  # 39 s on 2 cores; test_train covers sharded training
 def test_sharded_resistive_training_returns_and_matches_single_device():
     # 16 hidden diode nodes, batch_size 64 = 8 rows per device, evaluations on the whole
     # train and test sets: this run deadlocked on the 8 fake CPU devices before (batched

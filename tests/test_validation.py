@@ -369,6 +369,7 @@ def _rel_err(out, ref) -> float:
 SHARD_TOL = {"replay": 1e-14, "ep_half": 1e-10}
 
 
+@pytest.mark.slow  # 70 s on 2 cores; test_sharding covers the sharded estimators
 def test_sharded_sweep_point_matches_the_unsharded_one():
     cfg = ValidationConfig(
         network=fp.NetworkSpec(hidden=(2,)), steps=40, betas=(1e-2, 1e-3), batch=8
