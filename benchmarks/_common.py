@@ -1,4 +1,5 @@
-"""Shared plumbing of the benchmark scripts: run metadata, result files, the summary line."""
+"""Shared plumbing of the benchmark scripts: run metadata, result files, the summary line, and
+the fixed-grid scheme the throughput benchmarks time."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ from pathlib import Path
 import jax
 
 import fracprop as fp
+
+#: The fixed-grid scheme of Kendall (2021) that the throughput, history-backend and peer
+#: benchmarks time: Grünwald–Letnikov convolutions, backward-Euler capacitors and inductors,
+#: no starting weights, no time-error control. (`simulate`'s defaults are more accurate and do
+#: more work; `accuracy.py` measures them.)
+GL_FIXED = dict(kernel=fp.GL(), method="euler", starting=False, substeps=1)
 
 
 def warm_times(compiled, args, repeats: int):

@@ -35,7 +35,7 @@ jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import metadata, summary_line, write_results  # noqa: E402
+from _common import GL_FIXED, metadata, summary_line, write_results  # noqa: E402
 from scipy.special import erfcx  # noqa: E402
 
 import fracprop as fp  # noqa: E402
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
                         inputs=inputs,
                         history=hist,
                         share_orders=share,
-                        substeps=1,
+                        **GL_FIXED,
                     ).v
 
                 v, first, tmin, tmed = timed(run, repeats)

@@ -30,7 +30,7 @@ from rest, on ``[0, 20 s]``. The exact solution is modal: ``v(t) = 1 − Q e^{�
 ``G = Q μ Qᵀ`` the ladder's conductance matrix (checked against `scipy.linalg.expm`). For each
 simulator the step count N is chosen so that the max error over all nodes and grid points is
 just below the same target (two pilot runs fit the observed order, then the predicted N is
-checked; fracprop with ``kernel=fp.FBDF2()``, i.e. BDF2 for the capacitors started by one
+checked; fracprop with ``method="gear"``, i.e. BDF2 for the capacitors started by one
 backward-Euler step, circulax with BDF2/SDIRK3, so the step counts differ); then
 both are timed at those N. circulax runs in its own virtual environment (it pins an older JAX),
 created on first use, as a subprocess (`peers_circulax_worker.py`) that is started once and
@@ -82,7 +82,7 @@ from scipy.special import erfcx
 
 jax.config.update("jax_enable_x64", True)
 
-from _common import cpu_model, git_commit, summary_line  # noqa: E402
+from _common import GL_FIXED, cpu_model, git_commit, summary_line  # noqa: E402
 
 import fracprop as fp  # noqa: E402
 
@@ -269,7 +269,7 @@ def _ladder_row(
 
 def run_fracprop_fde(circuit, n: int, history, repeats: int) -> dict:
     dt = T_FDE / n
-    fn = jax.jit(lambda c: fp.simulate(c, dt=dt, steps=n, history=history, throw=False, substeps=1))
+    fn = jax.jit(lambda c: fp.simulate(c, dt=dt, steps=n, history=history, throw=False, **GL_FIXED))
     t0 = time.perf_counter()
     traj = jax.block_until_ready(fn(circuit))
     first = time.perf_counter() - t0
@@ -624,7 +624,7 @@ def fracprop_rc_runner(circuit, reference: LadderReference, kernel=None):
         dt = T_RC / n
         fn = jax.jit(
             lambda c: fp.simulate(
-                c, dt=dt, steps=n, kernel=kernel, uic=True, throw=False, substeps=1
+                c, dt=dt, steps=n, kernel=kernel, method="gear", uic=True, throw=False, substeps=1
             )
         )
         t0 = time.perf_counter()
@@ -747,7 +747,7 @@ def part_circulax(args, repeats: int) -> dict:
     circuit = rc_ladder()
     frac_run = fracprop_rc_runner(circuit, reference)
 
-    # ---- fracprop (BDF2: FBDF2 kernel, one backward-Euler start step) at each target ----
+    # ---- fracprop (BDF2: method="gear", one backward-Euler start step) at each target ----
     frac = {}
     for target in targets:
         r = match_steps("fracprop", frac_run, target, repeats, out["calibration"])
@@ -755,7 +755,7 @@ def part_circulax(args, repeats: int) -> dict:
         out["rows"].append(
             _ladder_row(
                 "fracprop",
-                "BDF2 (FBDF2 kernel, BE start)",
+                "BDF2 (gear, BE start)",
                 "dense MNA",
                 target,
                 r["N"],
@@ -1020,7 +1020,7 @@ def main(argv=None) -> int:
             "error": "max over all capacitor nodes and the N+1 grid points",
             "matching": f"pilot N {PILOTS}, observed order, smallest multiple of 8 with "
             "max_err <= target",
-            "fracprop": "simulate(uic=True, kernel=FBDF2()): BDF2 for the capacitors, "
+            "fracprop": "simulate(uic=True, method='gear'): BDF2 for the capacitors, "
             "started by one backward-Euler step",
             "circulax": "setup_transient, ConstantStepSize dt=T/N, SaveAt(ts=grid), "
             "y0 = zeros, inside jax.jit",

@@ -26,7 +26,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
-from _common import metadata, summary_line, warm_times, write_results  # noqa: E402
+from _common import GL_FIXED, metadata, summary_line, warm_times, write_results  # noqa: E402
 from history import network_case  # noqa: E402
 
 import fracprop as fp  # noqa: E402
@@ -46,7 +46,7 @@ def compiled_run(circuit, dt, steps, history, share):
             inputs=inputs,
             history=history,
             share_orders=share,
-            substeps=1,
+            **GL_FIXED,
         ).v
 
     return jax.jit(run)

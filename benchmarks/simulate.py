@@ -46,7 +46,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import cpu_model, git_commit, summary_line  # noqa: E402
+from _common import GL_FIXED, cpu_model, git_commit, summary_line  # noqa: E402
 
 import fracprop as fp
 
@@ -148,7 +148,7 @@ def make_runner(steps: int, dtype, batched: bool):
             inputs={"V1": u1, "V2": u2},
             throw=False,
             dtype=dtype,
-            substeps=1,
+            **GL_FIXED,
         )
 
     if batched:
