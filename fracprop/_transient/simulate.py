@@ -40,7 +40,7 @@ from .control import check_concrete, check_control, control, scheme_order
 from .newton import _tolerances
 from .options import NewtonOptions, SaveAt
 from .solution import SimulationError, Trajectory, _error_if_failed
-from .start import StartingError, starting_tables
+from .start import starting_tables
 from .stepper import AbstractAccumulator, _run, check_checkpoint
 
 # Keywords that `SaveAt` and `NewtonOptions` replaced, and what to pass instead.
@@ -155,11 +155,12 @@ def simulate(
       own weights; the results agree to round-off.
     - ``substeps``: ``None`` (default): time-error control. The run takes ``k`` internal
       steps of ``dt/k`` per output step, for ``k = 1, 2, 4, …``; Richardson's estimate
-      ``|y_k − y_2k| / (2^p − 1)`` (``p`` from `scheme_order`: 1 for `GL` or a circuit with
-      fractional elements, 2 for `FBDF2`) of the error of the finer run at the output points
-      is compared with the tolerance, and the first level that meets it gives the result:
-      the run with ``2k`` internal steps (``Trajectory.substeps``, and
-      ``Trajectory.error_estimate``, the largest estimated error over tolerance, at most 1).
+      ``|y_k − y_2k| / (2^p − 1)`` (``p`` from `scheme_order`: 2 for ``"trap"`` and
+      ``"gear"``, 1 for ``"euler"`` or a circuit with fractional elements) of the error of
+      the finer run at the output points is compared with the tolerance, and the first
+      level that meets it gives the result: the run with ``2k`` internal steps
+      (``Trajectory.substeps``, and ``Trajectory.error_estimate``, the largest estimated
+      error over tolerance, at most 1).
       This costs at least two runs, up to ``2·max_substeps`` times the work of one, and
       compiles each level once. It needs concrete values: inside `jax.jit`, `jax.grad` or
       `jax.vmap` pass an integer ``substeps=k``: no control, a fixed internal step ``dt/k``
@@ -184,9 +185,10 @@ def simulate(
     **Raises** `SimulationError` (outside `jax.jit`/`jax.vmap`; inside them equinox's runtime
     error) when ``throw=True`` and Newton fails, the state becomes non-finite, the DC
     operating point does not converge, or the time-error control does not meet its
-    tolerance at ``max_substeps``; `ValueError` for bad arguments (a tolerance that is not
-    positive and finite, ``substeps`` not a positive integer, ``substeps=None`` with traced
-    values or with ``SaveAt(states=False)``); `TypeError` for an argument of the wrong type, or
+    tolerance at ``max_substeps``; `ValueError` for bad arguments (an unknown ``method``, a
+    tolerance that is not positive and finite, ``substeps`` not a positive integer,
+    ``substeps=None`` with traced values or with ``SaveAt(states=False)``, starting weights
+    with traced orders α); `TypeError` for an argument of the wrong type, or
     a keyword that `SaveAt` or `NewtonOptions` replaced (``save_states``, ``save_currents``,
     ``save_conductances``, ``max_newton``), naming what to pass instead.
     """
@@ -249,10 +251,7 @@ def simulate(
     def run(k: int) -> Trajectory:
         tables = None
         if starting and circuit.is_fractional:
-            try:
-                tables, _ = starting_tables(circuit, kernel, steps * k, dtype)
-            except StartingError as err:
-                raise ValueError(str(err)) from None
+            tables, _ = starting_tables(circuit, kernel, steps * k, dtype)  # StartingError
         return _run(
             circuit,
             dt,

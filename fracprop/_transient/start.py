@@ -122,7 +122,8 @@ def _cached_weights(kernel_type: type, order: float, gammas: tuple, steps: int) 
 
 
 class StartingError(ValueError):
-    """Starting weights cannot be built for this circuit (its orders are traced)."""
+    """Starting weights cannot be built for this circuit (its orders are traced, or the
+    kernel's order is unknown); `simulate` raises it as its `ValueError`."""
 
 
 def starting_tables(

@@ -451,14 +451,15 @@ def _run(
             iters = jnp.maximum(iters, out["iters"]).astype(iters.dtype)
         return (new, j + 1, iters), None
 
-    def fold(new, nstep):
-        """The accumulator and the progress meter at output step ``nstep``."""
+    def fold(carry, x, nstep):
+        """The accumulator and the progress meter at output step ``nstep`` (unknowns ``x``)."""
         if accumulator is not None:
-            x = new.x
-            acc = accumulator.update_with_unknowns(new.acc, x, mna.branch_voltages(x), nstep, grid)
-            new = dataclasses.replace(new, acc=acc)
+            acc = accumulator.update_with_unknowns(
+                carry.acc, x, mna.branch_voltages(x), nstep, grid
+            )
+            carry = dataclasses.replace(carry, acc=acc)
         progress.update(nstep, steps)
-        return new
+        return carry
 
     def finish_output(carry, j, count, nstep):
         """Internal steps ``j … j + count − 1``, the last of which is output step ``nstep``."""
@@ -471,7 +472,7 @@ def _run(
         new, out = stepper.step(carry, j)
         if count > 1 and "iters" in out:
             out["iters"] = jnp.maximum(out["iters"], iters).astype(out["iters"].dtype)
-        return fold(new, nstep), out
+        return fold(new, new.x, nstep), out
 
     # The step indices ride in the carry rather than as scanned `jnp.arange(1, steps + 1)`,
     # which XLA materialises: an O(N) buffer in runs whose memory is otherwise O(1) in N.
@@ -492,13 +493,7 @@ def _run(
         picks = np.arange(1, inside + 1) * substeps - 1
         head.append({key: v[picks] for key, v in block.items()})
         for k in range(inside):  # the output points inside the block
-            x, nstep = xs_block[picks[k]], jnp.asarray(k + 1)
-            if accumulator is not None:
-                acc = accumulator.update_with_unknowns(
-                    init.acc, x, mna.branch_voltages(x), nstep, grid
-                )
-                init = dataclasses.replace(init, acc=acc)
-            progress.update(nstep, steps)
+            init = fold(init, xs_block[picks[k]], jnp.asarray(k + 1))
         first = inside + 1
         if rest_of and first <= steps:
             init, out = finish_output(

@@ -77,7 +77,13 @@ def _adjoint_state(group, setup, channels: int) -> _AdjState:
     )
 
 
-def _with_sums(state: _AdjState, final: _AdjState) -> _AdjState:
+def _with_start_of(group, state: _FracState, final: _FracState) -> _FracState:
+    """`AbstractBranchGroup.with_start_of` of the fractional groups."""
+    return _FracState(hist=state.hist, extra=state.extra, start=final.start)
+
+
+def _adjoint_with_sums_of(group, state: _AdjState, final: _AdjState) -> _AdjState:
+    """`AbstractBranchGroup.adjoint_with_sums_of` of the fractional groups."""
     return _AdjState(hist=state.hist, acc=final.acc, accumulate=False)
 
 
@@ -301,11 +307,8 @@ class Memristors(AbstractBranchGroup):
         zeta, _ = self._adjoint_parts(mu, g, pre, setup)
         return _adjoint_push(self, setup, state, tau, jnp.concatenate([zeta, mu]))
 
-    def with_start_of(self, state, final):
-        return _FracState(hist=state.hist, extra=state.extra, start=final.start)
-
-    def adjoint_with_sums_of(self, state, final):
-        return _with_sums(state, final)
+    with_start_of = _with_start_of
+    adjoint_with_sums_of = _adjoint_with_sums_of
 
     def row(self, k):
         return (
@@ -390,11 +393,8 @@ class CPEs(AbstractBranchGroup):
     def adjoint_advance(self, state, mu, g, pre, tau, setup):
         return _adjoint_push(self, setup, state, tau, mu)
 
-    def with_start_of(self, state, final):
-        return _FracState(hist=state.hist, extra=state.extra, start=final.start)
-
-    def adjoint_with_sums_of(self, state, final):
-        return _with_sums(state, final)
+    with_start_of = _with_start_of
+    adjoint_with_sums_of = _adjoint_with_sums_of
 
     def row(self, k):
         return f"C_alpha={float(self.c[k]):.6g} alpha={float(self.alpha[k]):.6g}"
