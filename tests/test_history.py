@@ -70,7 +70,7 @@ def _run(history, steps=600, dt=0.05, kernel=fp.GL()):
 def test_soe_matches_exact_history_on_a_memristor_network():
     exact, soe = _run(fp.Exact()), _run(fp.SOE(tol=1e-12))
     rel = float(jnp.max(jnp.abs(soe.v - exact.v)) / jnp.max(jnp.abs(exact.v)))
-    # The bound for tol = 1e-12 is 1e-9; measured ~1e-13.
+    # The required bound for tol = 1e-12 is 1e-9; measured ~1e-13.
     assert rel <= 1e-9, rel
 
 

@@ -235,13 +235,13 @@ def test_fbdf2_starting_weights_second_order_half(lam):
 
 
 def test_fbdf2_error_bound_lambda_one():
-    # The issue's bound: ≤ 1e-8 at N = 4096 (measured 1.50e-9).
+    # The required bound: ≤ 1e-8 at N = 4096 (measured 1.50e-9).
     assert error_at_one(1.0, 0.5, 4096, erfcx(1.0), kernel=FBDF2(), n_start=3) <= 1e-8
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue bound not met: measured 1.23e-8 > 1e-8 at t = 1, N = 4096, λ = 3. What is "
+    reason="bound not met: measured 1.23e-8 > 1e-8 at t = 1, N = 4096, λ = 3. What is "
     "left is FBDF2's interior error C h² (C ≈ 0.21 for λ = 3, 0.025 for λ = 1), which no "
     "starting weight removes: the exponents below p − 1 + α = 3/2 (and 3/2 itself) are "
     "already corrected, 40-digit weights give the same error, and adding γ = 2 or 2, 5/2 "

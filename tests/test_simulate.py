@@ -65,7 +65,7 @@ def test_fractional_rc_matches_mittag_leffler(alpha):
             0.7,
             marks=pytest.mark.xfail(
                 strict=True,
-                reason="the stricter reading of the issue's bound is not met: at N = 4096 the "
+                reason="the stricter reading of the 1e-4·V bound is not met: at N = 4096 the "
                 "GL error at t = 1.25τ is 1.19e-4·V > 1e-4·V for α = 0.7 (first-order kernel)",
             ),
         ),
@@ -149,7 +149,7 @@ def test_grad_matches_finite_differences_every_element():
 
     Compared in relative coordinates d_i = x_i ∂J/∂x_i (the response to a relative change of
     each parameter), with step h_i = 1e-3·|x_i|: the stencil's truncation error is O(h⁴) ≈ 1e-12
-    relative and round-off ≈ eps·J/h ≈ 1e-13·J. The bound is the issue's 1e-6, relative to the
+    relative and round-off ≈ eps·J/h ≈ 1e-13·J. The bound is 1e-6, relative to the
     gradient's norm (a per-parameter relative bound is meaningless for parameters whose
     sensitivity is 1e-4 of the largest one; their absolute error is still checked).
     """
