@@ -11,8 +11,9 @@ Three circuits, all on a fixed output grid whose step is varied:
   reference: 1 − E_α(−t^α) from `pymittagleffler` (independent of fracprop).
 
 Schemes: for the integer-order circuits backward Euler (``euler``), the trapezoidal rule
-(``trap``) and Gear-2 (``gear``) on the output grid, and the default (trap with time-error
-control, rtol 1e-3); for the fractional RC, Grünwald–Letnikov (``gl``), FBDF2 without starting
+(``trap``) and Gear-2 (``gear``) on the output grid, and the default (trap on variable
+internal steps under local-truncation-error control, rtol 1e-3; ``k`` is then the number of
+internal steps); for the fractional RC, Grünwald–Letnikov (``gl``), FBDF2 without starting
 weights (``fbdf2``), FBDF2 with them (``fbdf2_sw``), and the default (FBDF2 with starting
 weights and time-error control). The error is the largest absolute error over every output
 point, t → 0 included, relative to the swing of the reference; the time is the best of
@@ -141,7 +142,10 @@ def timed_run(circuit, node, dt, steps, kwargs, repeats, uic=False):
         t0 = time.perf_counter()
         run()
         times.append(time.perf_counter() - t0)
-    return np.asarray(traj.ts), np.asarray(traj.node(node)), min(times), traj.substeps
+    grid = traj.substeps
+    if grid is None:  # variable internal steps
+        grid = f"{int(traj.internal_steps)} steps"
+    return np.asarray(traj.ts), np.asarray(traj.node(node)), min(times), grid
 
 
 def main(argv=None):

@@ -313,6 +313,7 @@ def test_a_method_must_start_from_t_zero_with_unit_b0():
     class Reaching(fp.AbstractMultistep):
         name: ClassVar[str] = "reaching"
         order: ClassVar[int] = 2
+        error_constant: ClassVar[float] = 2 / 9
         a_rows: ClassVar[tuple] = ((1.5, -2.0, 0.5),)  # BDF2 at n = 1 would need q_{−1}
         b_rows: ClassVar[tuple] = ((1.0,),)
 
@@ -322,6 +323,7 @@ def test_a_method_must_start_from_t_zero_with_unit_b0():
     class Scaled(fp.AbstractMultistep):
         name: ClassVar[str] = "scaled"
         order: ClassVar[int] = 1
+        error_constant: ClassVar[float] = 1 / 2
         a_rows: ClassVar[tuple] = ((2.0, -2.0),)
         b_rows: ClassVar[tuple] = ((2.0,),)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -45,6 +46,15 @@ class AbstractMultistep(eqx.Module):
     a_rows: eqx.AbstractClassVar[tuple[tuple[float, ...], ...]]
     #: ``b^{(n)}_0 = 1, b^{(n)}_1, …`` for ``n = 1, 2, …``; the last row from then on.
     b_rows: eqx.AbstractClassVar[tuple[tuple[float, ...], ...]]
+    #: ``C`` of the local truncation error ``C h^{p+1} x^{(p+1)}`` of one step (constant step).
+    error_constant: eqx.AbstractClassVar[float]
+
+    def variable_a(self, ratio):
+        """The ``a`` row of a step ``h_n = ratio · h_{n−1}`` after the start (variable-step
+        runs, `fracprop._transient.adaptive`), padded as `tables` pads it. One-step methods
+        (backward Euler, the trapezoidal rule) do not depend on the ratio."""
+        a, _ = self.tables()
+        return jnp.asarray(a[-1], jnp.result_type(ratio)) + 0 * ratio
 
     def tables(self) -> tuple[np.ndarray, np.ndarray]:
         """``(A, B)``: the ``a`` and the ``b`` rows, each zero-padded to its own width,
@@ -88,6 +98,7 @@ class BackwardEuler(AbstractMultistep):
 
     name: ClassVar[str] = "euler"
     order: ClassVar[int] = 1
+    error_constant: ClassVar[float] = 1 / 2
     a_rows: ClassVar[tuple[tuple[float, ...], ...]] = ((1.0, -1.0),)
     b_rows: ClassVar[tuple[tuple[float, ...], ...]] = ((1.0,),)
 
@@ -104,6 +115,7 @@ class Trapezoidal(AbstractMultistep):
 
     name: ClassVar[str] = "trap"
     order: ClassVar[int] = 2
+    error_constant: ClassVar[float] = 1 / 12
     a_rows: ClassVar[tuple[tuple[float, ...], ...]] = ((1.0, -1.0), (2.0, -2.0))
     b_rows: ClassVar[tuple[tuple[float, ...], ...]] = ((1.0,), (1.0, 1.0))
 
@@ -120,8 +132,16 @@ class Gear2(AbstractMultistep):
 
     name: ClassVar[str] = "gear"
     order: ClassVar[int] = 2
+    error_constant: ClassVar[float] = 2 / 9
     a_rows: ClassVar[tuple[tuple[float, ...], ...]] = ((1.0, -1.0), (1.5, -2.0, 0.5))
     b_rows: ClassVar[tuple[tuple[float, ...], ...]] = ((1.0,), (1.0,))
+
+    def variable_a(self, ratio):
+        r"""BDF2 on a variable grid, ``ω = h_n/h_{n−1}``:
+        ``((1+2ω)/(1+ω)) q_n − (1+ω) q_{n−1} + (ω²/(1+ω)) q_{n−2} = h_n i_n``, exact for
+        quadratics in ``t`` (Hairer & Wanner 1996, *Solving ODEs II*, §III.5); ``ω = 1`` gives
+        the constant-step row."""
+        return jnp.stack([(1 + 2 * ratio) / (1 + ratio), -(1 + ratio), ratio**2 / (1 + ratio)])
 
 
 #: The methods by name, with aliases.

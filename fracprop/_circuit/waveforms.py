@@ -7,6 +7,7 @@ Every parameter is an array leaf, so `jax.grad` reaches it. A waveform is evalua
 from __future__ import annotations
 
 import abc
+import math
 
 import equinox as eqx
 import jax
@@ -14,6 +15,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array, ArrayLike
+
+#: At most this many breakpoints per source (a PULSE with many periods in the run).
+MAX_BREAKPOINTS = 1_000_000
 
 
 def _f(x) -> Array:
@@ -34,6 +38,12 @@ class AbstractWaveform(eqx.Module):
     @abc.abstractmethod
     def describe(self) -> str:
         """SPICE-like text for listings."""
+
+    def breakpoints(self, tstop: float) -> np.ndarray:
+        """The times in ``(0, tstop]`` where the waveform or its slope jumps (host values, from
+        concrete parameters): a variable-step run ends a step at each of them and restarts its
+        multistep method there, as SPICE does. Smooth waveforms have none."""
+        return np.zeros((0,))
 
 
 class DC(AbstractWaveform):
@@ -76,6 +86,10 @@ class Sin(AbstractWaveform):
             2 * jnp.pi * self.freq * tau + ph
         )
         return jnp.where(t < self.td, self.vo + self.va * jnp.sin(ph), on)
+
+    def breakpoints(self, tstop):
+        td = float(self.td)
+        return np.asarray([td]) if 0.0 < td <= tstop else np.zeros((0,))
 
     def describe(self):
         vals = (self.vo, self.va, self.freq, self.td, self.theta, self.phase)
@@ -131,6 +145,23 @@ class Pulse(AbstractWaveform):
         )
         return jnp.where(tau <= 0, self.v1, value)
 
+    def breakpoints(self, tstop):
+        """The four corners of every period, ``TD + k·PER + (0, TR, TR+PW, TR+PW+TF)``, up to
+        ``tstop`` (at most `MAX_BREAKPOINTS`)."""
+        td, tr, tf = float(self.td), float(self.tr), float(self.tf)
+        pw, per = float(self.pw), float(self.per)
+        corners = np.asarray([0.0, tr, tr + pw, tr + pw + tf])
+        corners = corners[np.isfinite(corners)]
+        if math.isfinite(per) and per > 0:
+            periods = min(int(math.floor((tstop - td) / per)) + 1, MAX_BREAKPOINTS // 4)
+            starts = td + per * np.arange(max(periods, 1))
+            # A corner at the end of a period (TR+PW+TF = PER) is the next period's start.
+            within = corners[corners < per] if np.any(corners < per) else corners[:1]
+            times = (starts[:, None] + within[None, :]).reshape(-1)
+        else:
+            times = td + corners
+        return np.unique(times[(times > 0.0) & (times <= tstop)])
+
     def describe(self):
         vals = (self.v1, self.v2, self.td, self.tr, self.tf, self.pw, self.per)
         return "PULSE(" + " ".join(f"{float(x):.6g}" for x in vals) + ")"
@@ -162,6 +193,10 @@ class PWL(AbstractWaveform):
     def __call__(self, t):
         return jnp.interp(t, self.times, self.values)
 
+    def breakpoints(self, tstop):
+        t = np.asarray(self.times, np.float64)
+        return t[(t > 0.0) & (t <= tstop)]
+
     def describe(self):
         pts = " ".join(f"{float(a):.6g} {float(b):.6g}" for a, b in zip(self.times, self.values))
         return f"PWL({pts})"
@@ -189,6 +224,10 @@ class Sampled(AbstractWaveform):
     def __call__(self, t):
         k, k1, frac = sample_position(t, self.dt, self.values.shape[0])
         return self.values[k] + frac * (self.values[k1] - self.values[k])
+
+    def breakpoints(self, tstop):
+        t = float(self.dt) * np.arange(1, self.values.shape[0])
+        return t[t <= tstop][:MAX_BREAKPOINTS]
 
     def describe(self):
         return f"SAMPLED({self.values.shape[0]} points, dt={float(self.dt):.6g})"

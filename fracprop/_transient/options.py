@@ -85,3 +85,11 @@ class NewtonOptions(eqx.Module):
                 raise ValueError(
                     f"NewtonOptions({name}={tol!r}): {name} must be a finite number ≥ 0"
                 )
+
+
+#: Variable internal steps (`fracprop._transient.adaptive`): the smallest internal step, as a
+#: fraction of the output step ``dt``.
+MIN_STEP = 1e-9
+#: Variable internal steps: at most this many tries per output step for every unit of
+#: ``max_substeps`` (accepted and rejected steps together).
+TRIES_PER_SUBSTEP = 64

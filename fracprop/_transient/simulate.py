@@ -19,6 +19,7 @@ all work without differentiating through the loop.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -36,9 +37,10 @@ from .._fractional.history.base import AbstractHistory
 from .._fractional.history.resolve import resolve_history
 from .._fractional.kernels import FBDF2, AbstractKernel
 from .._progress import AbstractProgress, NoProgress
+from .adaptive import breakpoints, run_adaptive, state_scale
 from .control import check_concrete, check_control, control, scheme_order
 from .newton import _tolerances
-from .options import NewtonOptions, SaveAt
+from .options import TRIES_PER_SUBSTEP, NewtonOptions, SaveAt
 from .solution import SimulationError, Trajectory, _error_if_failed
 from .start import starting_tables
 from .stepper import AbstractAccumulator, _run, check_checkpoint
@@ -108,10 +110,12 @@ def simulate(
       `AbstractMultistep` (`resolve_method`). Each starts with one backward-Euler step, so
       ``"trap"`` and ``"gear"`` are second order on circuits of C, L, R and sources (from
       rest or from the DC operating point) as long as the sources are smooth for ``t > 0``.
-      A source that jumps at some ``t > 0`` makes their error O(dt) after the jump (SPICE
-      restarts its integrator with a first-order step at such breakpoints; fracprop does
-      not). The trapezoidal rule does not damp modes much faster than ``dt`` (they flip sign
-      every step); ``"gear"`` and ``"euler"`` do.
+      On a fixed grid (``substeps=k``) a source corner at some ``t > 0`` makes their error
+      O(dt) after it; with variable steps (the default for circuits without fractional
+      elements) every corner of a PULSE or PWL source is a breakpoint where a step ends and
+      the method restarts with a backward-Euler step, as in SPICE. The trapezoidal rule does
+      not damp modes much faster than the step (they flip sign every step); ``"gear"`` and
+      ``"euler"`` do.
     - ``history``: the history backend: an `AbstractHistory` or one of ``"auto"`` (default:
       `Exact` up to 1024 steps, beyond that `SOE` for the `GL` kernel and `HLS` for any
       other), ``"exact"``, ``"dense"``, ``"hls"``, ``"soe"`` (see `resolve_history`).
@@ -153,19 +157,36 @@ def simulate(
       weights (`Circuit.share_orders`), when their α are concrete here (not traced), so
       that they cannot be differentiated in this call. ``False`` gives every element its
       own weights; the results agree to round-off.
-    - ``substeps``: ``None`` (default): time-error control. The run takes ``k`` internal
-      steps of ``dt/k`` per output step, for ``k = 1, 2, 4, …``; Richardson's estimate
-      ``|y_k − y_2k| / (2^p − 1)`` (``p`` from `scheme_order`: 2 for ``"trap"`` and
-      ``"gear"``, 1 for ``"euler"`` or a circuit with fractional elements) of the error of
-      the finer run at the output points is compared with the tolerance, and the first
-      level that meets it gives the result: the run with ``2k`` internal steps
-      (``Trajectory.substeps``, and ``Trajectory.error_estimate``, the largest estimated
-      error over tolerance, at most 1).
-      This costs at least two runs, up to ``2·max_substeps`` times the work of one, and
-      compiles each level once. It needs concrete values: inside `jax.jit`, `jax.grad` or
-      `jax.vmap` pass an integer ``substeps=k``: no control, a fixed internal step ``dt/k``
-      (e.g. ``traj.substeps`` of a concrete run; ``substeps=1`` is the plain grid).
-      Outputs (states, currents, conductances, ``ts``) are kept at the output points only;
+    - ``substeps``: ``None`` (default): time-error control, so that the output points are
+      within the tolerances below (docs/design.md §2):
+
+      - circuits without fractional elements take **variable internal steps** of at most
+        ``dt`` that end at every output point and at every breakpoint of a source (PULSE
+        and PWL corners), chosen from a divided-difference estimate of the local truncation
+        error of the capacitor voltages and inductor currents, with at most ``(h/T)·tol``
+        per step of length ``h`` (``T = steps·dt``), so that the summed local errors,
+        ``Trajectory.error_estimate`` (at most 1), stay within the tolerance
+        (`fracprop._transient.adaptive`; ``Trajectory.internal_steps`` counts the steps,
+        ``Trajectory.substeps`` is ``None``). A circuit with no capacitor or inductor is
+        exact on the output grid and is run on it. The scale ``max_t|y|`` of the relative
+        tolerance comes from a first run on the output grid.
+      - circuits with fractional elements keep a uniform internal grid (their convolution
+        weights need it): ``k`` internal steps of ``dt/k`` per output step, for
+        ``k = 1, 2, 4, …``; Richardson's estimate ``|y_k − y_2k| / (2^p − 1)`` (``p`` from
+        `scheme_order`: 1 for a circuit with fractional elements; 2 for ``"trap"`` and
+        ``"gear"``, 1 for ``"euler"`` otherwise) of the error of the finer run at the output
+        points is compared with the tolerance, and the first level that meets it gives the
+        result: the run with ``2k`` internal steps (``Trajectory.substeps``, and
+        ``Trajectory.error_estimate``, the largest estimated error over tolerance, at most
+        1). This costs at least two runs, up to ``2·max_substeps`` times the work of one, and
+        compiles each level once.
+
+      Either needs concrete values: inside `jax.jit`, `jax.grad` or `jax.vmap` pass an
+      integer ``substeps=k``: no control, a fixed internal step ``dt/k`` (e.g.
+      ``traj.substeps`` of a concrete run; ``substeps=1`` is the plain grid).
+      Outputs (states, currents, conductances, ``ts``) are kept at the output points only
+      (conductances and Newton iterations: those of the last internal step before the
+      point, and the most iterations since the previous one);
       the ``accumulator`` is folded at the output points (with the output step index and a
       `StepSetup` of the output grid); ``checkpoint`` and ``progress`` count output steps;
       sampled ``inputs`` are interpolated linearly between their samples at the internal
@@ -175,8 +196,10 @@ def simulate(
       volts, a voltage-source current within ``rtol·max_t|i| + atol_current`` amperes, at
       every output point (the maxima over the run). Newton's tolerances are
       ``NewtonOptions(rtol=..., atol=...)``.
-    - ``max_substeps``: the finest internal step of the control is ``dt/max_substeps``
-      (default 64). When even that does not meet the tolerance, the result is
+    - ``max_substeps``: with a uniform internal grid, the finest internal step of the
+      control is ``dt/max_substeps`` (default 64); with variable steps, at most
+      ``64·max_substeps`` tries (accepted and rejected steps) per output step, and no step
+      below ``1e-9·dt``. When that does not meet the tolerance, the result is
       ``RESULTS.tolerance_not_met`` at the output step and unknown of the largest estimated
       error (with ``throw=True`` a `SimulationError` naming them).
 
@@ -248,7 +271,7 @@ def simulate(
     )
     steps, checkpoint = int(steps), None if checkpoint is None else int(checkpoint)
 
-    def run(k: int) -> Trajectory:
+    def run(k: int, saveat: SaveAt = saveat, pilot: bool = False) -> Trajectory:
         tables = None
         if starting and circuit.is_fractional:
             tables, _ = starting_tables(circuit, kernel, steps * k, dtype)  # StartingError
@@ -261,15 +284,44 @@ def simulate(
             rest,
             newton,
             saveat,
-            progress,
-            accumulator,
+            NoProgress() if pilot else progress,
+            None if pilot else accumulator,
             checkpoint,
             k,
             tables,
             method,
         )
 
-    if substeps is None:
+    if substeps is None and not circuit.is_fractional:
+        if not any(g.letter in ("C", "L") for g in circuit.groups):
+            # Nothing integrates over time: every step is exact, whatever its size.
+            traj = dataclasses.replace(run(1), error_estimate=jnp.zeros((), dtype))
+        else:
+            tstop = float(dt) * steps
+            # The size of every unknown, which the relative tolerance applies to, from a run
+            # on the output grid (the error-per-unit-step criterion needs it from t = 0 on).
+            pilot = run(1, SaveAt(states=True, currents=True), pilot=True)
+            scale = state_scale(circuit, pilot)
+            traj = run_adaptive(
+                circuit,
+                dt,
+                steps,
+                kernel,
+                resolve_history(history, kernel, steps),
+                rest,
+                newton,
+                saveat,
+                progress,
+                accumulator,
+                method,
+                rtol_t,
+                atol_t,
+                atol_i,
+                jnp.asarray(breakpoints(circuit, tstop, float(dt)), dtype),
+                TRIES_PER_SUBSTEP * int(max_substeps),
+                scale,
+            )
+    elif substeps is None:
         traj = control(
             run,
             order=scheme_order(kernel, method, circuit),

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._custom_types import Array, Float, Int
-from .options import NewtonOptions
+from .options import MIN_STEP, TRIES_PER_SUBSTEP, NewtonOptions
 
 
 class RESULTS(eqx.Enumeration):
@@ -157,11 +157,16 @@ class Trajectory(eqx.Module):
     - ``node_names``, ``vsource_names``, ``branch_names``: the names of the columns.
     - ``newton``: the `NewtonOptions` of the run, with its tolerances resolved.
     - ``substeps``: internal steps per output step (the internal step is ``dt/substeps``);
-      chosen by the time-error control of `simulate`, or given as ``substeps=``.
+      chosen by the time-error control of `simulate`, or given as ``substeps=``; ``None``
+      for variable internal steps (`simulate`'s control of circuits without fractional
+      elements).
     - ``error_estimate``: with time-error control, the largest ratio of the estimated error
       to its tolerance over the output points, node voltages and voltage-source currents
-      (Richardson's estimate, see `simulate`): at most 1 when the tolerance is met. ``None``
-      on a fixed grid (``substeps=`` given).
+      (Richardson's estimate, or with variable steps the sum of the local error estimates;
+      see `simulate`): at most 1 when the tolerance is met. ``None`` on a fixed grid
+      (``substeps=`` given).
+    - ``internal_steps``: with variable internal steps, the number of accepted internal
+      steps; else ``None``.
     """
 
     ts: Float[Array, "*batch times"]
@@ -179,8 +184,9 @@ class Trajectory(eqx.Module):
     vsource_names: tuple[str, ...] = eqx.field(static=True)
     branch_names: tuple[str, ...] = eqx.field(static=True)
     newton: NewtonOptions = eqx.field(static=True)
-    substeps: int = eqx.field(static=True, default=1)
-    error_estimate: Float[Array, ""] | None = None
+    substeps: int | None = eqx.field(static=True, default=1)
+    error_estimate: Float[Array, "*batch"] | None = None
+    internal_steps: Int[Array, "*batch"] | None = None
 
     def node(self, name: str) -> Float[Array, "*batch saved"]:
         """Voltage trace of one node (ground gives zeros)."""
@@ -217,10 +223,17 @@ class Trajectory(eqx.Module):
             text = _describe(code, where, self.newton.max_iter, step, t)
         if code == int(RESULTS.tolerance_not_met._value) and self.error_estimate is not None:
             ratio = float(np.asarray(self.error_estimate).reshape(-1)[lane])
-            text += (
-                f" (estimated error {ratio:.3g} times the tolerance with substeps="
-                f"{self.substeps}, internal step {float(ts[1] - ts[0]) / self.substeps:.3g} s)"
-            )
+            if self.substeps is None:
+                text += (
+                    f" (the internal step would fall below {MIN_STEP:g}·dt, or take more than "
+                    f"{TRIES_PER_SUBSTEP}·max_substeps tries in one output step)"
+                )
+            else:
+                step_size = float(ts[1] - ts[0]) / self.substeps
+                text += (
+                    f" (estimated error {ratio:.3g} times the tolerance with substeps="
+                    f"{self.substeps}, internal step {step_size:.3g} s)"
+                )
         if result.size > 1:
             text = f"batch lane {lane}: {text}"
         return text

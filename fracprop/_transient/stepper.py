@@ -332,9 +332,12 @@ class TransientStepper(eqx.Module):
         )
         return new, out, xs
 
-    def step(self, carry: _Carry, nstep):
+    def step(self, carry: _Carry, nstep, t=None):
         """One time step: Newton on the step's residual, the implicit-function derivative of
-        its solution, the elements' new states, the status and the per-step outputs."""
+        its solution, the elements' new states, the status and the per-step outputs.
+
+        ``nstep`` selects the multistep rows of the capacitors and inductors (and the history
+        slot of the fractional elements); the step ends at ``t`` (default ``nstep·dt``)."""
         (circuit, groups, mna, setup, dt, dtype) = self._parts()
         newton, saveat, steps = self.newton, self.saveat, self.setup.steps
         max_newton, rtol, atol = newton.max_iter, newton.rtol, newton.atol
@@ -342,7 +345,8 @@ class TransientStepper(eqx.Module):
         save_conductances = saveat.conductances
         linear = all(g.linear for g in groups)
         accumulator, progress = self.accumulator, self.progress
-        t = nstep.astype(dtype) * dt
+        if t is None:
+            t = nstep.astype(dtype) * dt
         e = circuit.vsources.values(t)
         i_src = circuit.isources.values(t)
         pres = tuple(g.prepare(s, nstep, setup) for g, s in zip(groups, carry.states))
@@ -427,12 +431,7 @@ def _run(
     output steps per rematerialised segment. ``fail_step`` is the output step whose
     interval ``((n−1)·dt, n·dt]`` holds the first failing internal step.
     """
-    dtype = dt.dtype
-    save_states, save_currents = saveat.states, saveat.currents
-    save_conductances = saveat.conductances
     circuit = dataclasses.replace(circuit, groups=tuple(g.check() for g in circuit.groups))
-    n = circuit.n_nodes
-    nv = len(circuit.vsources)
     setup = StepSetup(
         dt=dt, steps=steps, kernel=kernel, history=history, method=method, starting=starting
     )
@@ -510,6 +509,33 @@ def _run(
             key: jnp.concatenate([*(h[key].astype(v.dtype) for h in head), v], axis=0)
             for key, v in outs.items()
         }
+    fail_step = final.fail_step
+    if substeps > 1:
+        fail_step = (fail_step + substeps - 1) // substeps
+    return assemble(circuit, dt, steps, saveat, newton, x0, ib0, outs, final, fail_step, substeps)
+
+
+def assemble(
+    circuit: Circuit,
+    dt: Array,
+    steps: int,
+    saveat: SaveAt,
+    newton: NewtonOptions,
+    x0: Array,
+    ib0: Array,
+    outs: dict,
+    final: _Carry,
+    fail_step: Array,
+    substeps: int | None,
+    error_estimate: Array | None = None,
+) -> Trajectory:
+    """The `Trajectory` of a run from its values at ``t = 0`` and its stacked per-output-step
+    outputs ``outs`` (steps ``1 … steps``)."""
+    dtype = dt.dtype
+    n = circuit.n_nodes
+    nv = len(circuit.vsources)
+    save_states, save_currents = saveat.states, saveat.currents
+    save_conductances = saveat.conductances
     if save_states:
         xs = jnp.concatenate([x0[None], outs["x"]], axis=0)
         iters = jnp.concatenate([jnp.zeros((1,), outs["iters"].dtype), outs["iters"]])
@@ -525,9 +551,6 @@ def _run(
         g_branch = jnp.concatenate([jnp.zeros_like(outs["g"][:1]), outs["g"]], axis=0)
     ts = jnp.arange(steps + 1, dtype=dtype) * dt
     i_isrc = jax.vmap(circuit.isources.values)(ts) if save_currents else None
-    fail_step = final.fail_step
-    if substeps > 1:
-        fail_step = (fail_step + substeps - 1) // substeps
     return Trajectory(
         ts=ts,
         v=xs[:, :n],
@@ -545,6 +568,7 @@ def _run(
         branch_names=circuit.branch_names,
         newton=newton,
         substeps=substeps,
+        error_estimate=error_estimate,
     )
 
 

@@ -104,8 +104,12 @@ def _simulate(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {out} ({steps + 1} rows, {len(nodes)} nodes)")
         if traj.error_estimate is not None:
+            if traj.internal_steps is not None:
+                grid = f"{int(traj.internal_steps)} variable internal steps"
+            else:
+                grid = f"{traj.substeps} internal steps per output step"
             print(
-                f"time-error control: {traj.substeps} internal steps per output step, "
+                f"time-error control: {grid}, "
                 f"estimated error {float(traj.error_estimate):.3g} of the tolerance"
             )
     if args.plot:

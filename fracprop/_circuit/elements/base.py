@@ -69,6 +69,9 @@ class StepSetup(eqx.Module):
     #: Lubich starting weights of the fractional groups, by group letter
     #: (`fracprop._transient.start.StartTable`); ``None`` or empty: none.
     starting: dict | None = None
+    #: ``h_n / h_{n−1}`` on a variable grid (`fracprop._transient.adaptive`), where ``dt`` is
+    #: the step ``h_n`` being taken; ``None`` on a uniform grid.
+    ratio: Array | None = None
 
 
 class AbstractGroup(eqx.Module):

@@ -30,9 +30,15 @@ def _row(table: np.ndarray, setup: StepSetup, n: Array, dtype) -> Array:
 
 
 def _weights(setup: StepSetup, n: Array, dtype) -> tuple[Array, Array]:
-    """``a^{(n)}_0 … a^{(n)}_{p_a}`` and ``b^{(n)}_0 … b^{(n)}_{p_b}`` at forward step ``n``."""
+    """``a^{(n)}_0 … a^{(n)}_{p_a}`` and ``b^{(n)}_0 … b^{(n)}_{p_b}`` at forward step ``n``;
+    on a variable grid (``setup.ratio`` given) the ``a`` row of the steps after the first is
+    the method's `variable_a` for that step ratio."""
     a, b = setup.method.tables()
-    return _row(a, setup, n, dtype), _row(b, setup, n, dtype)
+    a_row, b_row = _row(a, setup, n, dtype), _row(b, setup, n, dtype)
+    if setup.ratio is not None:
+        variable = jnp.asarray(setup.method.variable_a(setup.ratio), dtype)
+        a_row = jnp.where(n >= a.shape[0], variable, a_row)
+    return a_row, b_row
 
 
 def _adjoint_weights(setup: StepSetup, tau: Array, dtype) -> tuple[Array, Array, Array]:
