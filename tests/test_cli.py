@@ -50,6 +50,7 @@ def test_progress_bar_on_long_runs(tmp_path, capsys):
     "args, message",
     [
         (["simulate", "missing.cir"], "not found"),
+        (["simulate", "."], "cannot read netlist '.'"),
         (["simulate", "--nodes", "zz"], "unknown node(s) zz"),
         (["simulate", "--dt", "-1"], "must be positive"),
         (["simulate", "--reltol", "0"], "--reltol (0.0) must be a positive number"),

@@ -35,6 +35,9 @@ def _simulate(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"error: netlist {str(path)!r} not found", file=sys.stderr)
         return 2
+    except OSError as e:  # a folder, no permission ...
+        print(f"error: cannot read netlist {str(path)!r}: {e.strerror or e}", file=sys.stderr)
+        return 2
     except fp.NetlistError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
