@@ -29,6 +29,8 @@ from ._circuit.laws import Sinh as Sinh
 from ._circuit.laws import Tanh as Tanh
 from ._circuit.netlist import Netlist as Netlist
 from ._circuit.netlist import NetlistError as NetlistError
+from ._circuit.netlist import NetlistNote as NetlistNote
+from ._circuit.netlist import NetlistWarning as NetlistWarning
 from ._circuit.netlist import Tran as Tran
 from ._circuit.netlist import load_netlist as load_netlist
 from ._circuit.netlist import parse_netlist as parse_netlist

@@ -1,11 +1,13 @@
 """The `fracprop simulate` command line."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
 from helpers import NETLISTS
 
+import fracprop as fp
 from fracprop.experiments.cli import main
 
 
@@ -48,6 +50,7 @@ def test_progress_bar_on_long_runs(tmp_path, capsys):
     "args, message",
     [
         (["simulate", "missing.cir"], "not found"),
+        (["simulate", "."], "cannot read netlist '.'"),
         (["simulate", "--nodes", "zz"], "unknown node(s) zz"),
         (["simulate", "--dt", "-1"], "must be positive"),
         (["simulate", "--reltol", "0"], "--reltol (0.0) must be a positive number"),
@@ -89,6 +92,24 @@ def _internal_steps_said(text: str) -> int:
     found = re.search(r"time-error control: (\d+) variable internal steps", text)
     assert found, text
     return int(found.group(1))
+
+
+def test_netlist_warnings_are_one_plain_line_each(tmp_path, capsys):
+    (tmp_path / "parts.inc").write_text("* parts\nC1 out 0 1u IC=0.5\n")
+    deck = tmp_path / "deck.cir"
+    deck.write_text("RC\nV1 in 0 1\nR1 in out 1k\n.include parts.inc\n.op\n.tran 0.1m 1m\n")
+    args = ["simulate", str(deck), "-o", str(tmp_path / "x.csv"), "--quiet", "--substeps", "1"]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        assert main(args) == 0
+    assert not [w for w in record if issubclass(w.category, fp.NetlistWarning)]
+    err = capsys.readouterr().err.splitlines()
+    inc = tmp_path / "parts.inc"
+    assert err == [
+        f"{inc}:2: warning: C1: IC=0.5 ignored (fracprop starts from its own operating point "
+        f"or from rest) (included from {deck}:4)",
+        f"{deck}:5: warning: '.op' ignored",
+    ]
 
 
 def test_bad_netlist_reports_line(tmp_path, capsys):

@@ -550,8 +550,11 @@ def test_tran_tstart_warns():
 @pytest.mark.parametrize(
     "card, text",
     [
-        (".tran 1u", "expected '.tran TSTEP TSTOP"),
-        (".tran 0 1m", "must be positive"),
+        (".tran", "expected '.tran TSTEP TSTOP"),
+        (".tran 1u 1m 0 1u 1u", "expected '.tran TSTEP TSTOP"),
+        (".tran -1u 1m", "TSTEP must be positive"),
+        (".tran 1u 0", "TSTOP must be positive"),
+        (".tran 0", "TSTOP must be positive"),
         (".tran 1u 1m 2m", "TSTART"),
         (".tran 1u 1q2", "'1q2'"),
     ],
@@ -570,12 +573,11 @@ def test_second_tran():
 @pytest.mark.parametrize(
     "card",
     [
-        "X1 a b c",
         "M1 d g s b nmos",
         "Q1 c b e npn",
         "E1 a 0 b 0 2",
         "K1 L1 L2 0.9",
-        ".subckt foo a b",
+        ".global a",
     ],
 )
 def test_unknown_card(card):
@@ -585,8 +587,8 @@ def test_unknown_card(card):
 
 def test_unknown_card_with_source_name():
     with pytest.raises(NetlistError) as info:
-        parse_netlist(deck("V1 a 0 1\nX1 a b c"), source="filter.cir")
-    assert str(info.value).startswith("filter.cir, line 3: unknown card 'X1 a b c'")
+        parse_netlist(deck("V1 a 0 1\nQ1 a b c"), source="filter.cir")
+    assert str(info.value).startswith("filter.cir, line 3: unknown card 'Q1 a b c'")
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -27,13 +28,21 @@ def _simulate(args: argparse.Namespace) -> int:
 
     path = Path(args.netlist) if args.netlist else _default_netlist()
     try:
-        netlist = fp.load_netlist(path)
+        with warnings.catch_warnings():
+            # printed below, one line each ("deck.cir:12: warning: ...")
+            warnings.simplefilter("ignore", fp.NetlistWarning)
+            netlist = fp.load_netlist(path)
     except FileNotFoundError:
         print(f"error: netlist {str(path)!r} not found", file=sys.stderr)
+        return 2
+    except OSError as e:  # a folder, no permission ...
+        print(f"error: cannot read netlist {str(path)!r}: {e.strerror or e}", file=sys.stderr)
         return 2
     except fp.NetlistError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    for note in netlist.notes:
+        print(note.one_line(), file=sys.stderr)
     tran = netlist.tran
     dt = args.dt if args.dt is not None else (tran.tstep if tran else None)
     tstop = args.tstop if args.tstop is not None else (tran.tstop if tran else None)

@@ -5,7 +5,10 @@ r"""Read circuits from SPICE-style netlists (a subset of SPICE/ngspice syntax).
 warnings raised while reading. `load_netlist` does the same for a
 file. Errors are `NetlistError` (a `ValueError`) with the line number and the offending text;
 ignored constructs produce `NetlistWarning` (a `UserWarning`), also collected in
-``Netlist.warnings``.
+``Netlist.warnings`` (as text) and ``Netlist.notes`` (as `NetlistNote`, with file and line).
+Decks may use parameters and expressions (``.param``, ``.func``, ``{...}``), subcircuits
+(``.subckt``, ``X``) and other files (``.include``, ``.lib``); where SPICE dialects differ, the
+reader follows the ngspice manual.
 
 Example::
 
@@ -30,8 +33,13 @@ General rules
   lines may come in between). Errors report the card's first line.
 * **Separators**: blanks and commas separate fields; parentheses may be glued to a word or not
   (``SIN(0 1 1k)``, ``SIN (0 1 1k)`` and ``SIN(0, 1, 1k)`` are the same); ``=`` may have blanks
-  around it.
-* ``.model`` cards may come before or after the elements that use them.
+  around it. An expression in braces ``{...}`` or single quotes ``'...'`` is one field, blanks
+  and all.
+* ``.model``, ``.param``, ``.func`` and ``.subckt`` cards may come before or after the cards
+  that use them.
+* **Files**: `load_netlist` reads UTF-8, UTF-8/UTF-16/UTF-32 with a byte-order mark, and any
+  other file as Latin-1 (so that no deck fails to decode); lines may end in ``\n``, ``\r\n``
+  or ``\r``. Included files are read the same way.
 
 Numbers
 -------
@@ -39,21 +47,82 @@ Numbers are engineering numbers (`parse_value`): an integer or decimal with an o
 (``1e3``, ``2.5``, ``.5``, ``-3``, ``1.5E-7``), then an optional scale factor, then optional unit
 letters, which are ignored:
 
-====== ========= ====== =========
-suffix factor    suffix factor
-====== ========= ====== =========
-``T``  1e12      ``m``  1e-3
-``G``  1e9       ``u``  1e-6 (also ``µ``)
-``MEG`` 1e6      ``n``  1e-9
-``k``  1e3       ``p``  1e-12
-``mil`` 25.4e-6  ``f``  1e-15
-====== ========= ====== =========
+======= ========= ======= ==================
+suffix  factor    suffix  factor
+======= ========= ======= ==================
+``T``   1e12      ``m``   1e-3
+``G``   1e9       ``u``   1e-6 (also ``µ``)
+``MEG`` 1e6       ``n``   1e-9
+``k``   1e3       ``p``   1e-12
+``mil`` 25.4e-6   ``f``   1e-15
+======= ========= ======= ==================
 
 Suffixes are case-insensitive, so ``M`` is *milli* like ``m``; write ``MEG`` for mega. Letters
 after the number (and after its scale factor) are ignored: ``10V`` = 10, ``60Hz`` = 60, ``1mF`` =
 1e-3, ``0.01pA`` = 1e-14, ``1kohm`` = 1000. As in SPICE, a unit letter that is itself a scale
 factor is read as one: ``1F`` is one *femto*\ farad, write ``1`` for one farad. Anything other than
 letters after the number (``1x2``, ``1k2``, ``10%``) is an error.
+
+Wherever a number is written on an element, source, ``.model``, ``.tran`` or ``.options`` card,
+an expression in braces or single quotes may be written instead: ``R1 a b {2*rload}``,
+``SIN(0 {amp} 'f0/2')``, ``.model DX D(IS={is0})``, ``.tran {tau/100} {10*tau}``. A parameter
+alone is written in braces too (``{rload}``; a bare ``rload`` would be a model name).
+
+Expressions
+-----------
+Expressions (ngspice manual, "Syntax of expressions") are made of engineering numbers
+(``2.2u``, ``1meg``), parameter names, parentheses (braces group too) and, from lowest to highest
+precedence:
+
+===================================== ===================================================
+``c ? a : b``                         ternary (groups from the right; only the branch
+                                      taken is evaluated)
+``||``                                logical or (1 or 0; the right side is evaluated only
+                                      when needed, as is that of ``&&``)
+``&&``                                logical and
+``==  !=  <>  <  <=  >  >=``          comparisons (1 or 0); ``1 < 2 < 3`` is
+                                      ``(1 < 2) < 3``, as in C
+``+  -``                              addition, subtraction
+``*  /``                              multiplication, division
+``-  +  !``                           unary minus, plus, logical not
+``^  **``                             power
+===================================== ===================================================
+
+Binary operators of equal precedence group from the left, the power too: ``2^3^2`` is 64. The
+power binds tighter than a unary minus (``-2^2`` is −4) and, as ngspice's, is ``pwr``:
+``x^y = |x|^y``, so ``(-2)^3`` is 8, with a warning (write ``pow(x, y)`` for the signed power).
+Both are what ngspice 39 computes; the precedence table of the ngspice manual puts the unary
+minus first, which ngspice itself does not do.
+
+Functions: ``sqrt exp log ln log10 abs sin cos tan asin acos atan arctan sinh cosh tanh asinh
+acosh atanh floor ceil int nint sgn`` (one argument; ``log`` is the natural logarithm as in
+ngspice, ``int`` rounds toward 0, ``nint`` to the nearest integer with halves to even, ``sgn`` is
+−1, 0 or 1), ``pow(x, y)`` (the signed power; a negative ``x`` needs an integer ``y``),
+``pwr(x, y) = |x|^y``, ``min(x, y)``, ``max(x, y)``, ``if(c, a, b)`` = ``ternary_fcn(c, a, b)``
+= ``c ? a : b``, and ``limit(x, lo, hi)``, ``x`` clamped to ``[lo, hi]`` (ngspice's
+two-argument ``limit`` and its other Monte-Carlo functions ``gauss``, ``agauss``, ``unif`` and
+``aunif`` draw random numbers, and are errors here). As in ngspice, there are no predefined
+constants: define ``pi`` with ``.param`` where it is needed.
+
+An unknown name (the message lists the parameters defined), an unknown function, a wrong
+number of arguments, a division by zero (``x/0``, ``0^-1``), a result that is not a finite real
+number (``sqrt(-1)``, ``log(0)``, ``exp(1000)``) and a syntax error (with its position) are
+errors that name the card.
+
+Parameters and functions
+------------------------
+``.param name=value [name=value ...]``
+    Defines parameters. A value is an expression, bare or in braces or quotes; a bare value
+    runs to the next ``name=`` and may contain blanks (``.param a = 123 * 3  b = sqrt(9)``; ngspice
+    would end ``a`` at the first blank). Parameters may refer to parameters defined before or
+    after them: they are evaluated by dependency, and a definition that needs itself is an error
+    naming the cycle (``a → b → a``). A name defined twice in the same scope is an error.
+``.global_param name=value ...``
+    The same, for the deck only (not inside a subcircuit).
+``.func name(arg, ...) = {expression}``
+    A function usable in expressions (``=``, braces and quotes optional). Its arguments hide
+    parameters of the same name; other names are those visible where it is defined. It may not
+    replace a built-in function; a function that calls itself, directly or not, is an error.
 
 Element cards
 -------------
@@ -92,10 +161,55 @@ Element cards
     The parentheses of a function may be omitted (``PULSE 0 1 1u``). When a line has both a DC
     value and a transient function, the transient function is used (as in SPICE's ``.tran``).
     A source with no value at all is 0 (with a warning), as in ngspice.
+``Xname node1 node2 ... SUBCKT [params:] [name=value ...]``
+    An instance of subcircuit ``SUBCKT`` (below), its ports connected to the nodes in order.
+    ``name=value`` overrides the subcircuit's parameter ``name`` for this instance; the value is
+    an expression evaluated where the ``X`` card is (in braces if it has blanks).
 
-Any other element letter (``X``, ``M``, ``Q``, ``J``, ``E``, ``F``, ``G``, ``H``, ``K``, ``B``,
-``S``, ``W``, ``T`` ...) is an error. Extra fields on an element card (such as ``TC=`` or ``M=``)
-are errors too, except ``IC=`` on capacitors and inductors.
+Any other element letter (``M``, ``Q``, ``J``, ``E``, ``F``, ``G``, ``H``, ``K``, ``B``, ``S``,
+``W``, ``T`` ...) is an error. Extra fields on an element card (such as ``TC=`` or ``M=``) are
+errors too, except ``IC=`` on capacitors and inductors.
+
+Subcircuits
+-----------
+``.subckt NAME port1 port2 ... [params:] [name=default ...]`` ... ``.ends [NAME]``
+    Defines subcircuit ``NAME`` (ngspice manual, "Subcircuits"): the cards up to ``.ends`` (element,
+    ``X``, ``.model``, ``.param``, ``.func`` and nested ``.subckt`` cards). Each ``X`` card
+    puts a copy in the circuit, flattened as ngspice does:
+
+    * node ``n`` of instance ``X1`` becomes ``x1.n`` (``x1.x2.n`` for ``X2`` inside ``X1``);
+      ports become the nodes of the ``X`` card, and ground (``0``, ``gnd``) stays ground
+      everywhere (it cannot be a port);
+    * element ``R1`` of ``X1`` becomes ``R.X1.R1`` (``R.X1.X2.R1`` inside ``X2`` inside
+      ``X1``): its letter, the instance path, its name, in the deck's spelling (ngspice prints
+      them lower-case, ``r.x1.r1``; names are case-insensitive).
+
+    Scopes are lexical: the cards of a subcircuit see its parameters (defaults overridden by
+    the instance, then its own ``.param`` cards), then those of the definitions around it, then
+    the deck's; the same holds for ``.func``, ``.model`` and ``.subckt`` names. A default may
+    use other parameters of the subcircuit and the deck's. ``.tran``, ``.options``, ``.title``
+    and ``.global_param`` belong to the deck and are errors inside a subcircuit.
+
+    An unknown subcircuit, a wrong number of nodes on the ``X`` card, a parameter the
+    subcircuit does not have, a subcircuit that contains itself (directly or not), a ``.subckt``
+    without ``.ends`` and an ``.ends`` that closes another subcircuit are errors; an error
+    inside an instance names it (``[in X1.X2, an instance of 'inner']``).
+
+Other files
+-----------
+``.include FILE`` (or ``.inc``)
+    Reads the cards of ``FILE`` in place of this card. ``.lib FILE SECTION`` reads only section
+    ``SECTION`` of ``FILE``: the cards between ``.lib SECTION`` and ``.endl [SECTION]`` in that
+    file (its other lines are skipped). Sections of the deck itself are skipped unless a
+    ``.lib`` card reads them.
+
+    Quotes around ``FILE`` are optional (needed for names with blanks). A relative path starts
+    from the folder of the file that contains the card: that of the deck for `load_netlist`, the
+    current directory for `parse_netlist`. An included file has no title line, and a ``.end`` in
+    it is skipped, as in ngspice. A file that is missing or cannot be read, a file that includes
+    itself (directly or through others), a missing section and a section without ``.endl`` are
+    errors. Errors and warnings in an included file name the chain of files: ``a.cir, line 3 →
+    lib/b.lib, line 7: ...``.
 
 Model cards
 -----------
@@ -163,6 +277,9 @@ Control cards
 ``.tran TSTEP TSTOP [TSTART [TMAX]] [UIC]``
     Becomes ``Netlist.tran = Tran(tstep, tstop, uic)``. A nonzero ``TSTART`` is ignored with a
     warning (results start at t = 0); ``TMAX`` is ignored. At most one ``.tran`` card.
+    ``.tran 0 TSTOP`` and ``.tran TSTOP`` (LTspice's forms; ngspice 39 rejects a zero TSTEP) set
+    the output step to TSTOP/50, the largest internal step ngspice takes by default, with a
+    warning.
 ``.options``/``.option``/``.opt`` ``name=value ...``
     ``METHOD=trap|gear|euler`` becomes ``Netlist.method``, the integration method of the
     capacitors and inductors, as in SPICE (without it `simulate`'s default ``trap``
@@ -175,25 +292,27 @@ Control cards
     Replaces the title.
 ``.end``
     Ends the deck; everything after it is ignored.
-``.options``/``.option``/``.opt`` ``name=value ...``
-    ``RELTOL``, ``VNTOL`` and ``ABSTOL`` (positive numbers) become ``Netlist.options =
-    Options(reltol, vntol, abstol)``, the tolerances of the time-error control of
-    ``fracprop simulate`` (`simulate`'s ``rtol``, ``atol`` and ``atol_current``). Every other
-    option is ignored with a warning.
-``.op``, ``.print``, ``.plot``, ``.save``, ``.probe``,
-``.meas``/``.measure``, ``.ic``, ``.nodeset``, ``.temp``, ``.ac``, ``.dc``, ``.noise``
-    Ignored with a warning.
+Output cards and other analyses
+    ``.op``, ``.print``, ``.plot``, ``.save``, ``.probe``, ``.meas``/``.measure``,
+    ``.four``/``.fourier``, ``.fft``, ``.sens``, ``.noise``, ``.disto``, ``.pz``, ``.tf``,
+    ``.ac``, ``.dc`` and ``.width`` do not change a transient analysis: each is ignored with a
+    warning.
+``.ic``, ``.nodeset``, ``.temp``
+    Not honoured (fracprop starts from its own operating point, or from rest with ``UIC``, and
+    at SPICE's 27 °C): ignored with a warning.
 ``.control`` ... ``.endc``
     The whole block is skipped with a warning.
 
-Any other dot-card (``.subckt``, ``.include``, ``.param`` ...) is an error.
+Any other dot-card (``.global``, ``.csparam`` ...) is an error.
 
-Errors
-------
+Errors and warnings
+-------------------
 A message starts with ``line N: `` (or ``SOURCE, line N: `` when a ``source`` other than the
-default is given, such as a file name) and quotes the offending text. Structural errors found
-when the circuit is compiled (a node with no DC path to ground, a loop of voltage sources, no
-elements) concern no single line and start with ``SOURCE: ``.
+default is given, such as a file name; ``a.cir, line 3 → b.lib, line 7: `` for a line of an
+included file) and quotes the offending text. Structural errors found when the circuit is
+compiled (a node with no DC path to ground, a loop of voltage sources, no elements) concern no
+single line and start with ``SOURCE: ``. ``fracprop simulate`` prints each warning as one line,
+``deck.cir:12: warning: ...`` (`NetlistNote.one_line`).
 """
 
 from .numbers import parse_value as parse_value
@@ -201,6 +320,8 @@ from .parser import load_netlist as load_netlist
 from .parser import parse_netlist as parse_netlist
 from .result import Netlist as Netlist
 from .result import NetlistError as NetlistError
+from .result import NetlistNote as NetlistNote
 from .result import NetlistWarning as NetlistWarning
 from .result import Options as Options
+from .result import Place as Place
 from .result import Tran as Tran

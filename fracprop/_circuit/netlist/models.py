@@ -16,18 +16,18 @@ def read_model(p: _Parser, card: _Card) -> None:
     """Read ``.model NAME TYPE(param=value ...)`` into ``p.models``."""
     tokens = card.tokens
     if len(tokens) < 3 or tokens[1] in "()=" or tokens[2] in "()=":
-        raise p.error(card.line, f"{card.text!r}: expected '.model NAME TYPE(param=value ...)'")
+        raise p.error(card, f"{card.text!r}: expected '.model NAME TYPE(param=value ...)'")
     name, kind = tokens[1], tokens[2].upper()
     if kind not in MODEL_TYPES:
         raise p.error(
-            card.line,
+            card,
             f"model {name!r} has unknown type {tokens[2]!r} in {card.text!r}; "
             f"supported model types are {', '.join(MODEL_TYPES)}",
         )
     if name.lower() in p.models:
-        first = p.models[name.lower()].line
-        raise p.error(card.line, f"model {name!r} is defined twice (first on line {first})")
-    model = _Model(name=name, type=kind, line=card.line)
+        first = p.models[name.lower()].place
+        raise p.error(card, f"model {name!r} is defined twice (first on {first})")
+    model = _Model(name=name, type=kind, place=card.place)
     fill_parameters(p, card, model, dict(model_pairs(p, card, name, tokens[3:])))
     p.models[name.lower()] = model
 
@@ -36,7 +36,7 @@ def model_pairs(p: _Parser, card: _Card, name: str, tokens: list[str]) -> list[t
     """``( k = v k = v )`` (parentheses optional) into ``[(k, v), ...]`` with lower-case k."""
     if tokens and tokens[0] == "(":
         if tokens[-1] != ")":
-            raise p.error(card.line, f"model {name!r}: missing ')' in {card.text!r}")
+            raise p.error(card, f"model {name!r}: missing ')' in {card.text!r}")
         tokens = tokens[1:-1]
     pairs = []
     seen = set()
@@ -44,13 +44,13 @@ def model_pairs(p: _Parser, card: _Card, name: str, tokens: list[str]) -> list[t
         key, equals, value = (tokens[i : i + 3] + ["", "", ""])[:3]
         if key in "()=" or equals != "=" or value in "()=":
             raise p.error(
-                card.line,
+                card,
                 f"model {name!r}: expected 'param=value' at {' '.join(tokens[i:])!r} "
                 f"in {card.text!r}",
             )
         if key.lower() in seen:
             raise p.error(
-                card.line, f"model {name!r}: parameter {key!r} is given twice in {card.text!r}"
+                card, f"model {name!r}: parameter {key!r} is given twice in {card.text!r}"
             )
         seen.add(key.lower())
         pairs.append((key.lower(), value))
@@ -66,13 +66,13 @@ def fill_parameters(p: _Parser, card: _Card, model: _Model, given: dict[str, str
             continue
         if spec.spice:
             p.warn(
-                card.line,
+                card,
                 f"{_kind(spec)}model {model.name!r}: parameter {key.upper()}={token} is not "
                 "used by fracprop and is ignored",
             )
         else:
             raise p.error(
-                card.line,
+                card,
                 f"model {model.name!r} ({model.type}): unknown parameter {key!r} in "
                 f"{card.text!r}; its parameters are {', '.join(spec.params)}",
             )
@@ -84,7 +84,7 @@ def fill_parameters(p: _Parser, card: _Card, model: _Model, given: dict[str, str
             value = p.value(card, given[key], f"model {model.name!r} parameter {shown}")
         elif default is REQUIRED:
             raise p.error(
-                card.line,
+                card,
                 f"model {model.name!r} ({model.type}): missing required parameter "
                 f"{key!r} in {card.text!r}",
             )
@@ -93,12 +93,12 @@ def fill_parameters(p: _Parser, card: _Card, model: _Model, given: dict[str, str
         if key == "alpha":
             if not 0 < value <= 1:
                 raise p.error(
-                    card.line,
+                    card,
                     f"model {model.name!r}: alpha={given[key]} must lie in (0, 1] in {card.text!r}",
                 )
         elif not value > 0:
             raise p.error(
-                card.line,
+                card,
                 f"model {model.name!r}: {shown}={value:g} must be positive in {card.text!r}",
             )
         model.params[key] = value
@@ -115,13 +115,13 @@ def make_law(p: _Parser, card: _Card, model: _Model, given: dict[str, str]) -> A
     law_name = given.get("law", "linear").lower()
     if law_name not in LAWS:
         raise p.error(
-            card.line,
+            card,
             f"model {model.name!r}: unknown law {given['law']!r} in {card.text!r}; "
             f"choose one of {', '.join(LAWS)}",
         )
     scale_key = MODEL_TYPES[model.type].scale
     if law_name == "linear":
         if scale_key in given:
-            p.warn(card.line, f"model {model.name!r}: {scale_key} has no effect with law=linear")
+            p.warn(card, f"model {model.name!r}: {scale_key} has no effect with law=linear")
         return Linear()
     return LAWS[law_name](model.params[scale_key])

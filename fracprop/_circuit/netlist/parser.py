@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings as _warnings
 from pathlib import Path
 
@@ -11,11 +12,24 @@ from ..builder import CircuitBuilder
 from ..circuit import Circuit, CircuitError
 from ..integration import METHOD_NAMES, METHODS
 from ..waveforms import DC, PWL, AbstractWaveform, Pulse, Sin
-from .lexer import _Card, _strip_comment
+from .files import DeckReader, read_text
+from .lexer import _Card
 from .models import read_model
 from .numbers import _starts_like_number, parse_value
-from .result import DEFAULT_SOURCE, Netlist, NetlistError, NetlistWarning, Options, Tran
+from .result import (
+    DEFAULT_SOURCE,
+    Netlist,
+    NetlistError,
+    NetlistNote,
+    NetlistWarning,
+    Options,
+    Place,
+    Tran,
+)
+from .scope import Scope
+from .subckt import Context, Subckt, collect_definitions, fields_and_parameters
 from .tables import (
+    _DECK_CARDS,
     _IGNORED_DOT_CARDS,
     _OPTIONS_CARDS,
     _SUPPORTED,
@@ -31,84 +45,120 @@ from .tables import (
 # The options fracprop uses besides METHOD/MAXORD (the tolerances of the time-error control).
 _USED_OPTIONS = ("reltol", "vntol", "abstol")
 
+# A value that is not a number but looks like an expression written without braces.
+_LOOKS_LIKE_EXPRESSION = re.compile(r"[-+*/^()<>=!?]")
+
+
+def _is_value(token: str) -> bool:
+    """Whether ``token`` is written as a number: an engineering number or an expression in
+    braces or single quotes."""
+    return token[:1] in "{'" or _starts_like_number(token)
+
 
 class _Parser:
-    """Reads one netlist in two passes: cards and models first, then elements."""
+    """Reads one netlist: its files into cards (``.include`` and ``.lib`` expanded), the
+    subcircuit definitions out of them, the parameters, control cards and models, then the
+    elements, with every subcircuit instance flattened."""
 
-    def __init__(self, text: str, source: str):
+    def __init__(self, text: str, source: str, path: Path | None = None):
         self.text = text
         self.source = source
+        self.path = path
         self.title = ""
         self.tran: Tran | None = None
-        self.tran_line = 0
+        self.tran_card: _Card | None = None
         self.options: dict[str, float] = {}
-        self.models: dict[str, _Model] = {}
         self.method: str | None = None
-        self.warnings: list[tuple[int, str]] = []  # (line, message)
+        self.notes: list[NetlistNote] = []
+        self.noted: set[NetlistNote] = set()
+        self.scope = Scope(self, None)
+        self.ctx = Context(Subckt("", None), self.scope)
+        self.builder = CircuitBuilder()
+        self.first: dict[str, _Card] = {}  # flattened element name (lower-case) -> its card
+        self.instances: dict[str, _Card] = {}  # flattened instance name (lower-case) -> card
+
+    @property
+    def models(self) -> dict[str, _Model]:
+        """The ``.model`` cards of the deck or subcircuit instance being read."""
+        return self.ctx.models
 
     # -- messages -------------------------------------------------------------------------------
-    def where(self, line: int) -> str:
-        if self.source == DEFAULT_SOURCE:
-            return f"line {line}"
-        return f"{self.source}, line {line}"
-
-    def error(self, line: int, message: str) -> NetlistError:
-        if line == 2 and not self.title:
+    def error(
+        self, at: _Card | Place, message: str, *, instance: str | None = None
+    ) -> NetlistError:
+        """A `NetlistError` at the card or place ``at``; inside a subcircuit instance, the
+        message names it (``instance``: that of the card being read, unless given)."""
+        place = at.place if isinstance(at, _Card) else at
+        if (
+            place.line == 2
+            and not place.included_from
+            and place.source == self.source
+            and not self.title
+        ):
             message += (
                 " (note: the first line of a netlist is always its title, and it is blank here)"
             )
-        return NetlistError(f"{self.where(line)}: {message}")
+        instance = self.ctx.scope.instance if instance is None else instance
+        if instance:
+            message += f" [in {instance}]"
+        return NetlistError(f"{place}: {message}")
 
-    def warn(self, line: int, message: str) -> None:
-        self.warnings.append((line, f"{self.where(line)}: {message}"))
+    def warn(self, at: _Card | Place, message: str) -> None:
+        note = NetlistNote(at.place if isinstance(at, _Card) else at, message)
+        if note not in self.noted:  # a card of a subcircuit warns once, not once per instance
+            self.noted.add(note)
+            self.notes.append(note)
 
     def value(self, card: _Card, token: str, what: str) -> float:
+        """The number written ``token`` on ``card``: an engineering number, or an expression
+        in braces or single quotes."""
+        if token[:1] in "{'":
+            closing = "}" if token[0] == "{" else "'"
+            if len(token) < 2 or token[-1] != closing:
+                raise self.error(
+                    card, f"{what}: {token!r} has no closing {closing!r} (in {card.text!r})"
+                )
+            return self.ctx.scope.evaluate(card, token, what)
         try:
             return parse_value(token)
         except NetlistError as e:
-            raise self.error(card.line, f"{what}: {e} (in {card.text!r})") from None
+            hint = ""
+            if _LOOKS_LIKE_EXPRESSION.search(token[1:]) or self.ctx.scope.has(token):
+                hint = f"; an expression or a parameter is written in braces: {{{token}}}"
+            raise self.error(card, f"{what}: {e}{hint} (in {card.text!r})") from None
 
-    # -- pass 0: lines into cards ---------------------------------------------------------------
-    def split_cards(self) -> list[_Card]:
-        lines = self.text.lstrip("\ufeff").splitlines()
-        if not self.text.strip():
-            raise NetlistError(f"{self.source}: empty netlist")
-        self.title = lines[0].strip()
-        cards: list[_Card] = []
-        control_line = 0  # first line of an open .control block
-        for number, raw in enumerate(lines[1:], start=2):
-            line = _strip_comment(raw)
-            keyword = line.split()[0].lower() if line else ""
-            if control_line:
-                if keyword == ".endc":
-                    control_line = 0
-                continue
-            if not line:
-                continue
-            if line.startswith("+"):
-                if not cards:
-                    raise self.error(
-                        number, f"continuation line {line!r} has no card before it to continue"
-                    )
-                cards[-1].text += " " + line[1:].strip()
-                continue
-            if keyword == ".end":
-                break
-            if keyword == ".control":
-                control_line = number
-                self.warn(number, "'.control' ... '.endc' block ignored")
-                continue
-            cards.append(_Card(number, line))
-        if control_line:
-            raise self.error(control_line, "'.control' block has no '.endc'")
-        return cards
-
-    # -- pass 1: control cards and models -------------------------------------------------------
-    def read_control_cards(self, cards: list[_Card]) -> list[_Card]:
-        """Handle dot-cards; return the element cards."""
-        elements = []
+    # -- control cards and models --------------------------------------------------------------
+    def read_control_cards(self, cards: list[_Card], *, deck: bool = True) -> list[_Card]:
+        """Handle the dot-cards of the deck (``deck``) or of a subcircuit instance; return the
+        element cards. Parameters and functions come first, so that any card may use them."""
+        scope = self.ctx.scope
+        others = []
         for card in cards:
-            keyword = card.text.split()[0].lower()
+            keyword = card.keyword
+            if keyword == ".param":
+                scope.read_param_card(card)
+            elif keyword == ".global_param":
+                if not deck:
+                    raise self.error(
+                        card,
+                        f"{card.text!r} inside a subcircuit; a .global_param belongs to the "
+                        "deck (write .param for a parameter of the subcircuit)",
+                    )
+                scope.read_param_card(card)
+            elif keyword == ".func":
+                scope.read_func_card(card)
+            else:
+                others.append(card)
+        elements = []
+        for card in others:
+            keyword = card.keyword
+            letter = keyword[0].upper()
+            if keyword in _DECK_CARDS and not deck:
+                raise self.error(
+                    card,
+                    f"{card.text!r} inside a subcircuit; move it out of the "
+                    f"'.subckt' ... '.ends' block",
+                )
             if keyword == ".model":
                 read_model(self, card)
             elif keyword == ".tran":
@@ -118,29 +168,38 @@ class _Parser:
             elif keyword == ".title":
                 self.title = card.text[len(".title") :].strip()
             elif keyword in _IGNORED_DOT_CARDS:
-                self.warn(card.line, f"{card.text!r} ignored")
-            elif keyword[0].upper() in ELEMENT_CARDS or keyword[0].upper() in SOURCE_CARDS:
+                self.warn(card, f"{card.text!r} ignored")
+            elif letter in ELEMENT_CARDS or letter in SOURCE_CARDS or letter == "X":
                 elements.append(card)
             else:
-                hint = _UNSUPPORTED_ELEMENTS.get(keyword[0].upper())
+                hint = _UNSUPPORTED_ELEMENTS.get(letter)
                 what = f" ({hint})" if hint and not keyword.startswith(".") else ""
-                raise self.error(card.line, f"unknown card {card.text!r}{what}; {_SUPPORTED}")
+                raise self.error(card, f"unknown card {card.text!r}{what}; {_SUPPORTED}")
+        scope.resolve_all()
         return elements
 
     def read_tran(self, card: _Card) -> None:
+        """``.tran TSTEP TSTOP [TSTART [TMAX]] [UIC]``, and ``.tran TSTOP`` or
+        ``.tran 0 TSTOP``, whose output step is TSTOP/50 (with a warning)."""
         if self.tran is not None:
             raise self.error(
-                card.line,
-                f"second .tran card {card.text!r}; the first is on line {self.tran_line}",
+                card,
+                f"second .tran card {card.text!r}; the first is on {self.tran_card.place}",
             )
         tokens = card.tokens[1:]
         uic = any(t.lower() == "uic" for t in tokens)
         numbers = [t for t in tokens if t.lower() != "uic"]
-        if not 2 <= len(numbers) <= 4:
+        if not 1 <= len(numbers) <= 4:
             raise self.error(
-                card.line,
-                f"{card.text!r}: expected '.tran TSTEP TSTOP [TSTART [TMAX]] [UIC]'",
+                card,
+                f"{card.text!r}: expected '.tran TSTEP TSTOP [TSTART [TMAX]] [UIC]' "
+                "(or '.tran TSTOP')",
             )
+        if len(numbers) == 1:
+            numbers = ["0", *numbers]
+            omitted = True
+        else:
+            omitted = False
         names = ("TSTEP", "TSTOP", "TSTART", "TMAX")
         values = [
             self.value(card, t, f".tran {n}")
@@ -148,17 +207,27 @@ class _Parser:
         ]
         tstep, tstop = values[0], values[1]
         tstart = values[2] if len(values) > 2 else 0.0
-        if tstep <= 0 or tstop <= 0:
-            raise self.error(card.line, f"{card.text!r}: TSTEP and TSTOP must be positive")
+        if tstop <= 0:
+            raise self.error(card, f"{card.text!r}: TSTOP must be positive")
+        if tstep < 0:
+            raise self.error(card, f"{card.text!r}: TSTEP must be positive (or 0 for TSTOP/50)")
         if not 0 <= tstart < tstop:
-            raise self.error(card.line, f"{card.text!r}: TSTART must lie in [0, TSTOP)")
+            raise self.error(card, f"{card.text!r}: TSTART must lie in [0, TSTOP)")
         if tstart != 0:
             self.warn(
-                card.line,
+                card,
                 f"TSTART={numbers[2]} in {card.text!r} ignored; results start at t = 0",
             )
+        if tstep == 0:
+            tstep = tstop / 50
+            self.warn(
+                card,
+                f"TSTEP {'omitted' if omitted else 'is 0'} in {card.text!r}: the output step "
+                f"is TSTOP/50 = {tstep:g} s (ngspice's default largest internal step); write "
+                "'.tran TSTEP TSTOP' to choose it",
+            )
         self.tran = Tran(tstep=tstep, tstop=tstop, uic=uic)
-        self.tran_line = card.line
+        self.tran_card = card
 
     def read_options(self, card: _Card) -> None:
         """``.options name=value ...``: ``method`` (``trap``, ``gear``, ``euler``), ``maxord=2``,
@@ -170,9 +239,7 @@ class _Parser:
         while k < len(tokens):
             if k + 1 < len(tokens) and tokens[k + 1] == "=":
                 if k + 2 >= len(tokens) or tokens[k + 2] in "()=":
-                    raise self.error(
-                        card.line, f"option {tokens[k]}= has no value in {card.text!r}"
-                    )
+                    raise self.error(card, f"option {tokens[k]}= has no value in {card.text!r}")
                 pairs.append((tokens[k], tokens[k + 2]))
                 k += 3
             else:
@@ -186,7 +253,7 @@ class _Parser:
                 if name not in METHODS:
                     choices = ", ".join(METHOD_NAMES)
                     raise self.error(
-                        card.line,
+                        card,
                         f"option method={value!r} in {card.text!r} is not an integration "
                         f"method; use method= one of {choices}",
                     )
@@ -195,74 +262,172 @@ class _Parser:
                 order = self.value(card, value or "", "option maxord") if value else None
                 if order != 2:
                     raise self.error(
-                        card.line,
+                        card,
                         f"option maxord={value} in {card.text!r}: only maxord=2 is supported "
                         "(trap and gear are of order 2; use method=euler for first order)",
                     )
             elif lower in _USED_OPTIONS:
                 if value is None:
                     raise self.error(
-                        card.line,
+                        card,
                         f"option {key} needs a value, e.g. {lower}=1e-3 (in {card.text!r})",
                     )
                 number = self.value(card, value, f".options {lower}")
                 if not (math.isfinite(number) and number > 0):
                     raise self.error(
-                        card.line,
+                        card,
                         f".options {lower}={value} must be a positive number (in {card.text!r})",
                     )
                 self.options[lower] = number
             else:
                 ignored.append(key if value is None else f"{key}={value}")
         if ignored:
-            self.warn(card.line, f".options {' '.join(ignored)} ignored")
+            self.warn(card, f".options {' '.join(ignored)} ignored")
 
-    # -- pass 2: elements -----------------------------------------------------------------------
+    # -- elements and subcircuit instances ------------------------------------------------------
     def build(self, elements: list[_Card]) -> Circuit:
-        builder = CircuitBuilder(self.title)
-        first_line: dict[str, int] = {}
-        for card in elements:
-            name = card.tokens[0]
-            if name.lower() in first_line:
-                raise self.error(
-                    card.line,
-                    f"duplicate element name {name!r} in {card.text!r} "
-                    f"(first defined on line {first_line[name.lower()]})",
-                )
-            try:
-                self.add_element(card, builder)
-            except NetlistError:
-                raise
-            except ValueError as e:  # CircuitError from the builder, or a waveform's ValueError
-                raise self.error(card.line, f"{e} (in {card.text!r})") from None
-            first_line[name.lower()] = card.line
-        if not elements:
+        self.builder = CircuitBuilder(self.title)
+        self.expand(elements)
+        if not self.first:
             raise NetlistError(
                 f"{self.source}: the netlist has no element cards (only the title line "
                 f"{self.title!r} and control cards); the first line is always the title"
             )
         try:
-            return builder.build()
+            return self.builder.build()
         except CircuitError as e:
             raise NetlistError(f"{self.source}: {e}") from None
 
-    def add_element(self, card: _Card, builder: CircuitBuilder) -> None:
+    def expand(self, elements: list[_Card]) -> None:
+        """Add the element cards of the current context; flatten its ``X`` cards."""
+        for card in elements:
+            if card.keyword[0] == "x":
+                self.instantiate(card)
+                continue
+            name = self.ctx.element(card.tokens[0])
+            first = self.first.get(name.lower())
+            if first is not None:
+                raise self.error(
+                    card,
+                    f"duplicate element name {name!r} in {card.text!r} "
+                    f"(first defined on {first.place})",
+                )
+            try:
+                self.add_element(card, name)
+            except NetlistError:
+                raise
+            except ValueError as e:  # CircuitError from the builder, or a waveform's ValueError
+                raise self.error(card, f"{e} (in {card.text!r})") from None
+            self.first[name.lower()] = card
+
+    def nodes(self, card: _Card, tokens: list[str]) -> list[str]:
+        """The flattened names of the nodes written ``tokens`` on ``card``."""
+        for token in tokens:
+            if token[:1] in "{'":
+                raise self.error(
+                    card, f"node name {token!r} in {card.text!r}: a node name is not an expression"
+                )
+        return [self.ctx.node(t.lower()) for t in tokens]
+
+    def add_element(self, card: _Card, name: str) -> None:
         tokens = card.tokens
-        name = tokens[0]
         letter = name[0].upper()
         if len(tokens) < 3 or any(t in "()=" for t in tokens[1:3]):
             raise self.error(
-                card.line,
-                f"{name}: missing node names in {card.text!r}; expected '{name} n+ n- ...'",
+                card,
+                f"{tokens[0]}: missing node names in {card.text!r}; "
+                f"expected '{tokens[0]} n+ n- ...'",
             )
-        a, b = tokens[1].lower(), tokens[2].lower()
+        a, b = self.nodes(card, tokens[1:3])
         rest = tokens[3:]
         if letter == "V":
-            builder.vsource(name, a, b, self.source_waveform(card, name, rest))
+            self.builder.vsource(name, a, b, self.source_waveform(card, name, rest))
         elif letter == "I":
-            builder.isource(name, a, b, self.source_waveform(card, name, rest))
+            self.builder.isource(name, a, b, self.source_waveform(card, name, rest))
         else:
-            self.add_two_terminal(card, builder, name, letter, a, b, rest)
+            self.add_two_terminal(card, self.builder, name, letter, a, b, rest)
+
+    def instantiate(self, card: _Card) -> None:
+        """``Xname nodes... SUBCKT [params:] [name=value ...]``: the cards of the subcircuit,
+        read in a new context (ngspice's names: node ``n`` of ``X1`` is ``x1.n``, element
+        ``R1`` of ``X1`` is ``R.X1.R1``)."""
+        tokens = card.tokens
+        label = tokens[0]
+        usage = f"'{label} node1 node2 ... SUBCKT [name=value ...]'"
+        positional, pairs = fields_and_parameters(self, card, tokens[1:], usage)
+        if not positional:
+            raise self.error(card, f"{label}: no subcircuit name in {card.text!r}; write {usage}")
+        sub_name, nodes = positional[-1], positional[:-1]
+        found = self.ctx.subckt(sub_name.lower())
+        if found is None:
+            visible = self.ctx.visible_subckts()
+            listing = (
+                f"the subcircuits defined are {', '.join(visible)}"
+                if visible
+                else "no .subckt is defined"
+            )
+            raise self.error(
+                card, f"{label}: unknown subcircuit {sub_name!r} in {card.text!r}; {listing}"
+            )
+        definition, lexical = found
+        if any(d is definition for d in self.ctx.stack):
+            chain = [d.name for d in self.ctx.stack]
+            chain = chain[next(k for k, d in enumerate(self.ctx.stack) if d is definition) :]
+            raise self.error(
+                card,
+                f"{label}: subcircuit recursion {' → '.join([*chain, definition.name])} in "
+                f"{card.text!r}; a subcircuit cannot contain an instance of itself",
+            )
+        if len(nodes) != len(definition.ports):
+            raise self.error(
+                card,
+                f"{label}: {definition.describe()} has {len(definition.ports)} port(s) "
+                f"({' '.join(definition.ports) or 'none'}), but {card.text!r} connects "
+                f"{len(nodes)} node(s)",
+            )
+        names = f"{self.ctx.names}.{label}" if self.ctx.names else label
+        first = self.instances.get(names.lower())
+        if first is not None:
+            raise self.error(
+                card,
+                f"duplicate subcircuit instance name {names!r} in {card.text!r} "
+                f"(first defined on {first.place})",
+            )
+        self.instances[names.lower()] = card
+        defaults = {n.lower(): n for n, _ in definition.params}
+        given = {}
+        for param, text in pairs:
+            if param.lower() not in defaults:
+                listing = ", ".join(defaults.values()) or "none"
+                raise self.error(
+                    card,
+                    f"{label}: {definition.describe()} has no parameter {param!r} (its "
+                    f"parameters are {listing}) in {card.text!r}",
+                )
+            given[param.lower()] = self.ctx.scope.evaluate(card, text, f"{label} {param}")
+        scope = Scope(self, lexical.scope, f"{names}, an instance of {definition.name!r}")
+        for param, default in definition.params:
+            key = param.lower()
+            if key in given:
+                scope.values[key] = given[key]
+                scope.given[key] = definition.card
+            else:
+                scope.define(definition.card, param, default, f"{definition.name} parameter")
+        ports = dict(zip(definition.ports, self.nodes(card, nodes), strict=True))
+        outer = self.ctx
+        self.ctx = Context(
+            definition,
+            scope,
+            parent=lexical,
+            path=names.lower(),
+            names=names,
+            ports=ports,
+            stack=(*outer.stack, definition),
+        )
+        try:
+            self.expand(self.read_control_cards(definition.body, deck=False))
+        finally:
+            self.ctx = outer
 
     def add_two_terminal(self, card, builder, name, letter, a, b, rest) -> None:
         """An element card ``NAME a b VALUE`` or ``NAME a b MODEL`` (`ELEMENT_CARDS`)."""
@@ -277,16 +442,16 @@ class _Parser:
         )
         if not rest:
             what = f"{quantity} value" if quantity else "model name"
-            raise self.error(card.line, f"{name}: missing {what} in {card.text!r}; write {usage}")
+            raise self.error(card, f"{name}: missing {what} in {card.text!r}; write {usage}")
         token = rest[0]
         if len(rest) > 1:
             after = f"{token!r}" if quantity else "the model name"
             raise self.error(
-                card.line,
+                card,
                 f"{name}: unexpected {' '.join(rest[1:])!r} after {after} in {card.text!r}"
                 + ("" if quantity else f"; write {usage}"),
             )
-        if quantity is not None and _starts_like_number(token):
+        if quantity is not None and _is_value(token):
             spec.add(builder, name, a, b, self.value(card, token, f"{name} {quantity}"))
             return
         model = self.model_for(card, name, letter, token)
@@ -297,7 +462,7 @@ class _Parser:
         for i in range(len(rest) - 2):
             if rest[i].lower() == "ic" and rest[i + 1] == "=":
                 self.warn(
-                    card.line,
+                    card,
                     f"{name}: IC={rest[i + 2]} ignored (fracprop starts from its own "
                     "operating point or from rest)",
                 )
@@ -306,17 +471,19 @@ class _Parser:
 
     def model_for(self, card: _Card, name: str, letter: str, token: str) -> _Model:
         allowed = ELEMENT_CARDS[letter].models(letter)
-        model = self.models.get(token.lower())
+        model = self.ctx.model(token.lower())
         if model is None:
             if ELEMENT_CARDS[letter].quantity is None:
                 problem = f"no .model named {token!r} is defined"
             else:
                 problem = f"{token!r} is not a number, and no .model named {token!r} is defined"
-            raise self.error(card.line, f"{name}: {problem} (in {card.text!r})")
+                if self.ctx.scope.has(token):
+                    problem += f" (a parameter is written in braces: {{{token}}})"
+            raise self.error(card, f"{name}: {problem} (in {card.text!r})")
         if model.type not in allowed:
             raise self.error(
-                card.line,
-                f"{name}: model {model.name!r} (line {model.line}) has type {model.type}, but "
+                card,
+                f"{name}: model {model.name!r} ({model.place}) has type {model.type}, but "
                 f"{letter} cards need a model of type {' or '.join(allowed)} "
                 f"(in {card.text!r})",
             )
@@ -331,21 +498,21 @@ class _Parser:
             token = rest[i]
             word = token.lower()
             if word == "dc":
-                if i + 1 >= len(rest) or not _starts_like_number(rest[i + 1]):
-                    raise self.error(card.line, f"{name}: DC without a value in {card.text!r}")
+                if i + 1 >= len(rest) or not _is_value(rest[i + 1]):
+                    raise self.error(card, f"{name}: DC without a value in {card.text!r}")
                 dc = self.value(card, rest[i + 1], f"{name} DC value")
                 i += 2
             elif word == "ac":
                 i += 1
                 taken = 0
-                while i < len(rest) and taken < 2 and _starts_like_number(rest[i]):
+                while i < len(rest) and taken < 2 and _is_value(rest[i]):
                     i += 1
                     taken += 1
-                self.warn(card.line, f"{name}: AC specification ignored in {card.text!r}")
+                self.warn(card, f"{name}: AC specification ignored in {card.text!r}")
             elif word in _TRANSIENT_FUNCTIONS:
                 if function is not None:
                     raise self.error(
-                        card.line,
+                        card,
                         f"{name}: two transient functions ({function[0].upper()} and "
                         f"{token.upper()}) in {card.text!r}",
                     )
@@ -353,22 +520,22 @@ class _Parser:
                 function = (word, args)
             elif word in _UNSUPPORTED_FUNCTIONS:
                 raise self.error(
-                    card.line,
+                    card,
                     f"{name}: source function {token.upper()} is not supported in "
                     f"{card.text!r}; use SIN, PULSE or PWL",
                 )
-            elif _starts_like_number(token) and dc is None:
+            elif _is_value(token) and dc is None:
                 dc = self.value(card, token, f"{name} value")
                 i += 1
             else:
                 raise self.error(
-                    card.line,
+                    card,
                     f"{name}: unexpected {token!r} in the source specification {card.text!r}",
                 )
         if function is not None:
             return self.transient_waveform(card, name, *function)
         if dc is None:
-            self.warn(card.line, f"{name}: source has no value; DC 0 assumed")
+            self.warn(card, f"{name}: source has no value; DC 0 assumed")
             dc = 0.0
         return DC(dc)
 
@@ -380,15 +547,15 @@ class _Parser:
             i += 1
             while i < len(rest) and rest[i] != ")":
                 if rest[i] in "(=":
-                    raise self.error(card.line, f"{name}: unexpected {rest[i]!r} in {card.text!r}")
+                    raise self.error(card, f"{name}: unexpected {rest[i]!r} in {card.text!r}")
                 args.append(self.value(card, rest[i], what))
                 i += 1
             if i >= len(rest):
                 raise self.error(
-                    card.line, f"{name}: missing ')' after {function.upper()} in {card.text!r}"
+                    card, f"{name}: missing ')' after {function.upper()} in {card.text!r}"
                 )
             return args, i + 1
-        while i < len(rest) and _starts_like_number(rest[i]):
+        while i < len(rest) and _is_value(rest[i]):
             args.append(self.value(card, rest[i], what))
             i += 1
         return args, i
@@ -396,7 +563,7 @@ class _Parser:
     def transient_waveform(self, card, name, function, args) -> AbstractWaveform:
         def arity_error(expected):
             return self.error(
-                card.line,
+                card,
                 f"{name}: {function.upper()} takes {expected}; got {len(args)} value(s) in "
                 f"{card.text!r}",
             )
@@ -429,17 +596,23 @@ class _Parser:
 
     # -- everything -----------------------------------------------------------------------------
     def parse(self) -> Netlist:
-        cards = self.split_cards()
-        elements = self.read_control_cards(cards)
+        cards = DeckReader(self).read(self.text, self.source, self.path)
+        deck = collect_definitions(self, cards)
+        self.ctx = Context(deck, self.scope)
+        elements = self.read_control_cards(deck.body)
         circuit = self.build(elements)
-        in_line_order = sorted(self.warnings, key=lambda item: item[0])
+        # in reading order: by the place in the deck, an included file at its .include card
+        notes = sorted(
+            self.notes, key=lambda n: (*(line for _, line in n.place.included_from), n.place.line)
+        )
         return Netlist(
             self.title,
             circuit,
             self.tran,
-            tuple(m for _, m in in_line_order),
+            tuple(str(n) for n in notes),
             Options(**self.options),
             method=self.method,
+            notes=tuple(notes),
         )
 
 
@@ -452,8 +625,10 @@ def _emit(netlist: Netlist) -> Netlist:
 def parse_netlist(text: str, *, source: str = DEFAULT_SOURCE) -> Netlist:
     """Parse the text of a SPICE-style netlist (syntax in the module documentation).
 
-    ``source`` names the text in error messages (a file name, say). Warnings are issued with
-    `warnings.warn` (category `NetlistWarning`) and also returned in ``Netlist.warnings``.
+    ``source`` names the text in error messages (a file name, say). The paths of
+    ``.include`` and ``.lib`` cards are relative to the current directory. Warnings are issued
+    with `warnings.warn` (category `NetlistWarning`) and also returned in ``Netlist.warnings``
+    (as text) and ``Netlist.notes`` (as `NetlistNote`, with file and line).
 
     **Raises** `NetlistError` for anything that cannot be read or does not make a valid circuit.
     """
@@ -461,6 +636,14 @@ def parse_netlist(text: str, *, source: str = DEFAULT_SOURCE) -> Netlist:
 
 
 def load_netlist(path: str | os.PathLike) -> Netlist:
-    """Read and parse a netlist file; error messages name the file."""
-    text = Path(path).read_text(encoding="utf-8-sig")
-    return _emit(_Parser(text, str(path)).parse())
+    """Read and parse a netlist file; error messages name the file, and the paths of its
+    ``.include`` and ``.lib`` cards are relative to its folder.
+
+    The file may be UTF-8, UTF-8/UTF-16/UTF-32 with a byte-order mark, or else is read as
+    Latin-1; lines may end in ``\\n``, ``\\r\\n`` or ``\\r``.
+
+    **Raises** `FileNotFoundError` if ``path`` does not exist, `NetlistError` as
+    `parse_netlist`.
+    """
+    path = Path(path)
+    return _emit(_Parser(read_text(path), str(path), path).parse())

@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..laws import AbstractLaw
+from .result import Place
 
 _UNSUPPORTED_ELEMENTS = {
-    "X": "subcircuit instance",
     "M": "MOSFET; fractional memristors are R cards with an FMEM model",
     "Q": "bipolar transistor",
     "J": "JFET",
@@ -30,6 +30,8 @@ _UNSUPPORTED_ELEMENTS = {
 _OPTIONS_CARDS = {".options", ".option", ".opt"}
 
 
+#: Cards that do not change a transient analysis (or that fracprop does not honour), ignored
+#: with a warning.
 _IGNORED_DOT_CARDS = {
     ".op",
     ".print",
@@ -44,12 +46,25 @@ _IGNORED_DOT_CARDS = {
     ".ac",
     ".dc",
     ".noise",
+    ".sens",
+    ".four",
+    ".fourier",
+    ".fft",
+    ".disto",
+    ".pz",
+    ".tf",
+    ".width",
 }
 
 
+#: Cards that belong to the deck, not inside a subcircuit.
+_DECK_CARDS = {".tran", ".options", ".option", ".opt", ".title"}
+
+
 _SUPPORTED = (
-    "supported cards are R, C, L, V, I, D and .model/.tran/.options/.title/.end "
-    "(and .op/.print/.plot/.save/.probe/.meas/.ic/.control, which are ignored)"
+    "supported cards are R, C, L, V, I, D, X and .model/.subckt/.param/.func/.include/.lib/"
+    ".tran/.options/.title/.end (and .op/.print/.plot/.save/.probe/.meas/.ac/.dc/.noise/.four/"
+    ".ic/.control ..., which are ignored)"
 )
 
 
@@ -149,6 +164,6 @@ _UNSUPPORTED_FUNCTIONS = ("exp", "sffm", "am", "trnoise", "trrandom", "pat")
 class _Model:
     name: str
     type: str
-    line: int
+    place: Place
     params: dict[str, float] = field(default_factory=dict)
     law: AbstractLaw | None = None
