@@ -180,6 +180,23 @@ def test_starting_weights_make_powers_exact(kernel):
         np.testing.assert_allclose(corrected[1:], exact[1:], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kernel", KERNELS, ids=KERNEL_IDS)
+def test_more_starting_values_make_powers_exact_with_smaller_weights(kernel):
+    """M > m starting values: the minimum-norm solution of the exactness conditions."""
+    a, gammas, steps, values = 0.5, (0.5, 1.0, 1.5), 300, 6
+    s = starting_weights(kernel, a, gammas, steps, values=values)
+    assert s.shape == (steps + 1, values)
+    w = np.asarray(kernel.weights(jnp.asarray(a), steps))
+    k = np.arange(steps + 1.0)
+    for gamma in gammas:
+        x = k**gamma
+        corrected = np.convolve(w, x)[: steps + 1] + s @ x[1 : values + 1]
+        exact = math.gamma(gamma + 1) / math.gamma(gamma + 1 - a) * k ** (gamma - a)
+        np.testing.assert_allclose(corrected[1:], exact[1:], rtol=1e-12, atol=1e-12)
+    square = starting_weights(kernel, a, gammas, steps)
+    assert np.abs(s).max() < 0.6 * np.abs(square).max()
+
+
 def test_starting_weights_float64_matches_mpmath():
     # The float64 right-hand side carries an absolute error ~ε n^{γ−a} (cancellation of two
     # sums of that size), amplified by cond(V) ≈ 1.3e2–1.8e2. Measured at N = 120: at most
@@ -192,6 +209,10 @@ def test_starting_weights_float64_matches_mpmath():
         cond = np.linalg.cond(np.arange(1.0, 4.0)[None, :] ** np.asarray(gammas)[:, None])
         bound = 1e-15 * cond * n ** (max(gammas) - a)
         assert np.all(np.abs(s64 - smp) <= bound)
+    # The minimum-norm weights (SVD in float64, QR in mpmath) agree as closely.
+    s64 = starting_weights(FBDF2(), 0.5, (0.5, 1.0, 1.5), steps, values=6)
+    smp = starting_weights(FBDF2(), 0.5, (0.5, 1.0, 1.5), steps, values=6, dps=40)
+    assert np.all(np.abs(s64 - smp) <= 1e-15 * 1.8e2 * n ** (1.5 - 0.5))
 
 
 class OtherKernel(AbstractKernel):
@@ -209,6 +230,8 @@ def test_starting_weights_errors():
     with pytest.raises(ValueError, match="generating polynomial"):
         starting_weights(OtherKernel(), 0.5, (0.5,), 10, dps=30)
     assert starting_weights(FBDF2(), 0.5, (), 10).shape == (11, 0)
+    with pytest.raises(ValueError, match="starting values"):
+        starting_weights(FBDF2(), 0.5, (0.5, 1.0), 10, values=1)
 
 
 # ------------------------------------------------------------------------ linear FDE

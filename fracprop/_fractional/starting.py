@@ -58,44 +58,64 @@ def starting_weights(
     gammas: tuple[float, ...],
     steps: int,
     *,
+    values: int | None = None,
     dps: int | None = None,
 ) -> np.ndarray:
     r"""Lubich's starting weights, which make a kernel exact on the powers :math:`t^{\gamma_q}`.
 
-    With ``w`` the kernel's weights for order ``a`` and :math:`m` = ``len(gammas)``, the corrected
-    operator is
+    With ``w`` the kernel's weights for order ``a``, :math:`m` = ``len(gammas)`` exponents and
+    :math:`M \ge m` starting values (``values``, default :math:`m`), the corrected operator is
 
     .. math::  D^a x(t_n) \approx h^{-a}\Bigl(\sum_{k=0}^{n} w_{n-k} x_k
-               + \sum_{j=1}^{m} s_{n,j} x_j\Bigr),
+               + \sum_{j=1}^{M} s_{n,j} x_j\Bigr),
 
-    and for every ``n ≥ 1`` the :math:`s_{n,j}` solve the :math:`m \times m` system
+    and for every ``n ≥ 1`` the :math:`s_{n,j}` solve the :math:`m \times M` system
 
-    .. math::  \sum_{j=1}^{m} s_{n,j}\, j^{\gamma_q}
+    .. math::  \sum_{j=1}^{M} s_{n,j}\, j^{\gamma_q}
                = \frac{\Gamma(\gamma_q+1)}{\Gamma(\gamma_q+1-a)}\, n^{\gamma_q-a}
                  - \sum_{k=0}^{n} w_{n-k}\, k^{\gamma_q}, \qquad q = 1, …, m,
 
     so that the corrected sum is exact for :math:`x(t) = t^{\gamma_q}` (the step ``h`` cancels).
-    Row ``n = 0`` is zero: the Caputo form applies the operator to ``z = x − x(0)``, which has
-    ``z_0 = 0``. (Lubich 1986, *Discretized fractional calculus*, SIAM J. Math. Anal. 17.)
+    For :math:`M = m` (Lubich 1986, *Discretized fractional calculus*, SIAM J. Math. Anal. 17)
+    the system is square; for :math:`M > m` it is underdetermined and :math:`s_{n,\cdot}` is its
+    minimum-norm solution. Row ``n = 0`` is zero: the Caputo form applies the operator to
+    ``z = x − x(0)``, which has ``z_0 = 0``.
 
-    **Conditioning.** Two things limit the accuracy. (i) The matrix :math:`V_{qj} = j^{\gamma_q}`
-    is a generalised Vandermonde matrix, and the error of every :math:`s_{n,j}` is amplified by
-    its condition number: 1.8e2 for :math:`\gamma = (\tfrac12, 1, \tfrac32)`, but growing fast
-    with ``m`` (9.9e5 for :math:`\gamma = \tfrac12, 1, …, 3`) and as the exponents crowd
-    together, i.e. for small :math:`\alpha` (3.2e3 for :math:`\gamma = 0.1, 0.2, 0.3`; 9.7e6
-    for :math:`0.1, …, 0.5`). See Diethelm, Ford, Ford & Weilbeer 2006, *Pitfalls in fast
-    numerical solvers for fractional differential equations*, J. Comput. Appl. Math. 186.
-    (ii) The right-hand side is the difference of two sums of size :math:`n^{\gamma-a}` whose
-    difference is much smaller, so in float64 it has an absolute error of about
-    :math:`\varepsilon\, n^{\gamma - a}` and :math:`s_{n,j}` one of about
-    :math:`\varepsilon\, \mathrm{cond}(V)\, n^{\gamma_{\max} - a}` (measured against 40
-    digits: 1.5e-12 at ``N = 120`` and 1.8e-11 at ``N = 600`` for FBDF2 with
-    :math:`\gamma = (\tfrac12, 1, \tfrac32)`). That error enters the operator as
-    :math:`h^{-a}\, \delta s_{n,j}\, x_j`, which for :math:`x_j \sim (jh)^{\gamma}` is about
-    :math:`\varepsilon\, \mathrm{cond}(V)\, t_n^{\gamma - a}` times the size of ``x``, so it
-    stays at round-off level: for :math:`D^{1/2} y = -\lambda y` at ``N = 512`` the solutions
-    with float64 and with 30-digit starting weights agree to 4e-15. Float64 is therefore enough
-    for a few well-separated exponents; pass ``dps`` when cond(V) is large.
+    **Conditioning, and why more starting values.** The matrix :math:`V_{qj} = j^{\gamma_q}` is
+    a generalised Vandermonde matrix whose condition number grows fast with ``m`` and as the
+    exponents crowd together, i.e. for small :math:`\alpha` (square: 1.8e2 for
+    :math:`\gamma = (\tfrac12, 1, \tfrac32)`, 9.9e5 for :math:`\tfrac12, 1, …, 3`, 7.7e11 for
+    :math:`0.2, 0.4, …, 1.8`; Diethelm, Ford, Ford & Weilbeer 2006, *Pitfalls in fast numerical
+    solvers for fractional differential equations*, J. Comput. Appl. Math. 186). Two effects
+    matter for the scheme, and the forward error of :math:`s` itself is neither:
+
+    - *The residual of the exactness conditions.* Because :math:`x_j` is close to
+      :math:`\sum_q c_q (jh)^{\gamma_q}`, an error in :math:`s` enters the operator only
+      through :math:`V s - \mathrm{rhs}`. A backward-stable solve (LU for ``M = m``, the SVD for
+      ``M > m``) keeps that residual at :math:`\varepsilon \|V\| \|s\|` whatever cond(V),
+      whereas applying a pseudo-inverse computed exactly and rounded to float64 leaves
+      :math:`\varepsilon\, \mathrm{cond}(V) \|\mathrm{rhs}\|`: for FBDF2, ``a = 0.2`` and the
+      nine exponents :math:`0.2, …, 1.8` with ``M = 9`` the latter gave an error of 2e-5 at
+      every ``N = 250 … 4000`` on the fractional RC (`fracprop._transient.start`), LU at
+      most 1.5e-8. The right-hand side itself carries an absolute error of about
+      :math:`\varepsilon\, n^{\gamma - a}` (the difference of two sums of that size), which
+      enters the solution at round-off level: for
+      :math:`D^{1/2} y = -\lambda y` at ``N = 512`` the solutions with float64 and with
+      30-digit weights agree to 4e-15, and for ``a = 0.3`` or ``0.2`` with six or nine
+      exponents the fractional RC's error does not change at ``N = 1000 … 4000`` when the
+      right-hand side is summed in 80-bit extended precision.
+    - *The size of* :math:`s`. The first ``M`` steps are coupled through the starting terms;
+      their matrix :math:`T + S` (``T`` the lower-triangular Toeplitz matrix of
+      :math:`w_0 … w_{M-1}`, ``S`` the :math:`s_{n,j}` with ``n, j ≤ M``) has a condition number
+      that grows with :math:`|s|`, and the round-off of the block's solution with it. For the
+      nine exponents above: :math:`\max|s| = ` 2.6e4 and cond(T + S) = 9.4e9 with ``M = 9``,
+      which leaves an erratic error of 1e-9 … 1.5e-8 on the fractional RC (also with 40-digit
+      weights, while the block solved in 60 digits gives a smooth 5.8e-10 at ``N = 2000``: it
+      is the block's round-off, not the weights'); 3.3e2 and 2.8e6 with ``M = 18``, where
+      float64 weights and 50-digit weights rounded to float64 give the same error to 1 %.
+      More starting values than exponents make the minimum-norm weights, and so the block's
+      condition number, smaller; `fracprop._transient.start.starting_plan` chooses ``M`` by
+      that condition number.
 
     **Which exponents.** For a solution :math:`\sum_k c_k t^{k\alpha}` of an equation of order
     :math:`\alpha`, an uncorrected power :math:`t^\gamma` leaves a residual of size
@@ -122,19 +142,21 @@ def starting_weights(
     - `gammas`: the distinct exponents :math:`\gamma_q \ge 0` (with :math:`0^0 = 1`), typically
       :math:`\alpha, 2\alpha, 3\alpha` for a problem of order :math:`\alpha`.
     - `steps`: the number of steps ``N``.
+    - `values`: the number ``M ≥ m`` of starting values (``None``: ``m``).
     - `dps`: ``None`` for float64 with NumPy (direct O(N²) sums, a few seconds at
       ``N = 65536``); an integer for an mpmath computation with that many digits, with the
       kernel's weights recomputed in mpmath (O(N²) multiprecision work, for ``N`` up to a few
-      thousand).
+      thousand), and the minimum-norm solution from a QR factorisation of :math:`V^T`.
 
     **Returns:**
 
-    A float64 NumPy array ``s`` of shape ``(steps + 1, m)`` with ``s[n, j − 1]`` :math:`= s_{n,j}`.
+    A float64 NumPy array ``s`` of shape ``(steps + 1, M)`` with ``s[n, j − 1]`` :math:`= s_{n,j}`.
 
     **Raises:**
 
-    `ValueError` if the exponents are not distinct or some is negative, or if ``dps`` is given
-    for a kernel without a known generating polynomial.
+    `ValueError` if the exponents are not distinct or some is negative, if ``values`` is
+    smaller than the number of exponents, or if ``dps`` is given for a kernel without a known
+    generating polynomial.
     """
     order = float(order)
     gammas = tuple(float(g) for g in gammas)
@@ -146,33 +168,57 @@ def starting_weights(
             f"starting_weights needs exponents >= 0 (t^γ must have a value at t = 0), "
             f"got gammas={gammas}"
         )
+    size = m if values is None else int(values)
+    if size < m:
+        raise ValueError(
+            f"starting_weights needs at least as many starting values as exponents, got "
+            f"values={values} for {m} exponents"
+        )
     if m == 0:
-        return np.zeros((steps + 1, 0))
+        return np.zeros((steps + 1, size))
     if dps is not None:
-        return _starting_weights_mp(kernel, order, gammas, steps, dps)
+        return _starting_weights_mp(kernel, order, gammas, steps, size, dps)
 
+    _, rhs = exactness_system(kernel, order, gammas, steps)
+    vandermonde = np.arange(1, size + 1, dtype=np.float64)[None, :] ** np.asarray(gammas)[:, None]
+    if size == m:
+        return np.linalg.solve(vandermonde, rhs.T).T
+    # The minimum-norm solution by the SVD: backward stable, so the corrected sum is exact on every
+    # t^γ_q up to ε‖V‖‖s‖ (what the scheme needs), although s itself carries ε·cond(V)·‖s‖.
+    return np.linalg.lstsq(vandermonde, rhs.T, rcond=None)[0].T
+
+
+def exactness_system(
+    kernel: AbstractKernel, order: float, gammas, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(w, rhs)`` in float64: the kernel's weights :math:`w_0 … w_N` for order ``a`` and the
+    right-hand sides of `starting_weights`' exactness conditions,
+    :math:`\frac{\Gamma(\gamma_q+1)}{\Gamma(\gamma_q+1-a)} n^{\gamma_q-a}
+    - \sum_{k=0}^{n} w_{n-k} k^{\gamma_q}`, shape ``(steps + 1, len(gammas))`` (row 0 zero).
+    Rows ``n ≤ K`` do not depend on ``steps ≥ K``."""
+    order = float(order)
+    gammas = np.asarray([float(g) for g in gammas])
     # Host precomputation, also when called while a function is being traced (jax.jit).
     with jax.enable_x64(True), jax.ensure_compile_time_eval():
         w = np.asarray(kernel.weights(jnp.asarray(order, dtype=jnp.float64), steps), np.float64)
     k = np.arange(steps + 1, dtype=np.float64)
-    powers = k[:, None] ** np.asarray(gammas)[None, :]  # (N+1, m)
+    powers = k[:, None] ** gammas[None, :]  # (N+1, m)
     # Σ_k w_{n−k} k^γ by direct summation, one matrix-vector product per n (O(N²) in all, a few
     # seconds for N = 65536). Direct sums keep the absolute error at ε n^{γ−a}; an FFT would
     # add ε ‖w‖ ‖k^γ‖ at every n, which swamps the small-n rows.
     reversed_w = np.ascontiguousarray(w[::-1])
-    discrete = np.empty((steps + 1, m))
+    discrete = np.empty((steps + 1, len(gammas)))
     for n in range(steps + 1):
         discrete[n] = reversed_w[steps - n :] @ powers[: n + 1]
-    exact = np.zeros((steps + 1, m))
+    exact = np.zeros((steps + 1, len(gammas)))
     ratios = np.array([_exact_ratio(g, order) for g in gammas])
-    exact[1:] = ratios * k[1:, None] ** (np.asarray(gammas) - order)
+    exact[1:] = ratios * k[1:, None] ** (gammas - order)
     rhs = exact - discrete
     rhs[0] = 0.0
-    vandermonde = np.arange(1, m + 1, dtype=np.float64)[None, :] ** np.asarray(gammas)[:, None]
-    return np.linalg.solve(vandermonde, rhs.T).T
+    return w, rhs
 
 
-def _starting_weights_mp(kernel, order, gammas, steps, dps):
+def _starting_weights_mp(kernel, order, gammas, steps, size, dps):
     import mpmath
 
     with mpmath.workdps(dps):
@@ -180,11 +226,15 @@ def _starting_weights_mp(kernel, order, gammas, steps, dps):
         gs = [mpmath.mpf(g) for g in gammas]
         w = _power_series_mp(kernel, a, steps)
         m = len(gs)
-        vandermonde = mpmath.matrix(m, m)
+        # V^T = Q R (Q: size × m), so the minimum-norm solution of V s = r is s = Q R^{-T} r;
+        # for size = m it is the solution of the square system.
+        transposed = mpmath.matrix(size, m)
         for q, g in enumerate(gs):
-            for j in range(m):
-                vandermonde[q, j] = mpmath.mpf(j + 1) ** g
-        out = np.zeros((steps + 1, m))
+            for j in range(size):
+                transposed[j, q] = mpmath.mpf(j + 1) ** g
+        q_factor, r_factor = mpmath.qr(transposed, mode="skinny")
+        r_transposed = r_factor.T
+        out = np.zeros((steps + 1, size))
         powers = [[mpmath.mpf(k) ** g for k in range(steps + 1)] for g in gs]
         ratios = [mpmath.gamma(g + 1) * mpmath.rgamma(g + 1 - a) for g in gs]
         for n in range(1, steps + 1):
@@ -192,6 +242,6 @@ def _starting_weights_mp(kernel, order, gammas, steps, dps):
             for q in range(m):
                 discrete = mpmath.fsum(w[n - k] * powers[q][k] for k in range(n + 1))
                 rhs[q] = ratios[q] * mpmath.mpf(n) ** (gs[q] - a) - discrete
-            sol = mpmath.lu_solve(vandermonde, rhs)
-            out[n] = [float(sol[j]) for j in range(m)]
+            sol = q_factor * mpmath.lu_solve(r_transposed, rhs)
+            out[n] = [float(sol[j]) for j in range(size)]
         return out

@@ -98,26 +98,28 @@ def _block_adjoint(circuit, setup, mna, g_branch, drive, states, x_block):
 
     def zero_pass(states):
         """The block in reversed order with zero adjoint voltages: the adjoint currents that
-        the later steps send into each block step, and the states after."""
-        known = []
-        for n in range(m, 0, -1):
-            tau = jnp.asarray(steps - n)
+        the later steps send into each block step, and the states after (one `lax.scan`, so
+        that tracing does not grow with ``m``)."""
+        zero = jnp.zeros((len(mna.a),), dtype)
+
+        def reversed_step(states, n):
+            tau = steps - n
             g_now = g_branch[n]
             pres = tuple(g.adjoint_prepare(st, tau, setup) for g, st in zip(groups, states))
-            zero = jnp.zeros((len(mna.a),), dtype)
-            known.append(
-                jnp.concatenate(
-                    [
-                        g.adjoint_current(zero[lo:hi], g_now[lo:hi], p, setup)
-                        for (g, lo, hi), p in zip(parts, pres)
-                    ]
-                )
+            known = jnp.concatenate(
+                [
+                    g.adjoint_current(zero[lo:hi], g_now[lo:hi], p, setup)
+                    for (g, lo, hi), p in zip(parts, pres)
+                ]
             )
             states = tuple(
                 g.adjoint_advance(st, zero[lo:hi], g_now[lo:hi], p, tau, setup)
                 for (g, lo, hi), st, p in zip(parts, states, pres)
             )
-        return jnp.stack(known[::-1]), states
+            return states, known
+
+        states, known = jax.lax.scan(reversed_step, states, jnp.arange(m, 0, -1))
+        return known[::-1], states
 
     # Pass 1 completes the sums of the starting terms over the block itself; pass 2 reads them.
     _, after = zero_pass(states)

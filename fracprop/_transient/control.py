@@ -42,10 +42,10 @@ def scheme_order(kernel: AbstractKernel, method: AbstractMultistep, circuit: Cir
     trapezoidal rule and Gear-2 order 2. For circuits with fractional elements the estimate
     uses ``p = 1`` whatever the kernel: `GL` is first order, and with `FBDF2` and Lubich
     starting weights the measured order of the largest error over the grid approaches 2
-    only slowly for small orders α (about 1.8 for α = 0.3 and 1.0 for α = 0.2 at 1000–4000
-    steps on the fractional RC; docs/design.md §2). ``p = 1`` overestimates the error of a
-    second-order run by at most a factor 3 (the safe side, at the cost of at most one more
-    refinement).
+    only slowly for small orders α (1.78 for α = 0.3 and 1.44 for α = 0.2 at 2000 → 4000
+    steps on the fractional RC, where it is 1.91–1.99 for α ≥ 0.5; docs/design.md §2).
+    ``p = 1`` overestimates the error of a second-order run by at most a factor 3 (the safe
+    side, at the cost of at most one more refinement).
 
     **Arguments**
 

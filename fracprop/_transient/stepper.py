@@ -305,21 +305,30 @@ class TransientStepper(eqx.Module):
             # What `step` records: the local ∂i_b[n]/∂v_b[n] with the history and the stored
             # starting values fixed. Replaying the block step by step with the block's
             # starting values gives its currents, and these conductances.
+            # (One `lax.scan` over the block's steps, so that tracing does not grow with m.)
             seq = tuple(g.with_start_of(a, b) for g, a, b in zip(groups, carry.states, states))
-            recorded = []
-            for k in range(m):
-                pres = tuple(g.prepare(st, ns[k], setup) for g, st in zip(groups, seq))
+
+            def record(seq, n_vb):
+                n, v_n = n_vb
+                pres = tuple(g.prepare(st, n, setup) for g, st in zip(groups, seq))
                 local = functools.partial(_branch_currents, circuit, pres, setup)
-                recorded.append(jax.jvp(local, (vb[k],), (jnp.ones_like(vb[k]),))[1])
+                g_n = jax.jvp(local, (v_n,), (jnp.ones_like(v_n),))[1]
                 seq = tuple(
-                    g.advance(st, v, p, ns[k], setup)
-                    for g, st, v, p in zip(groups, seq, _split(groups, vb[k]), pres)
+                    g.advance(st, v, p, n, setup)
+                    for g, st, v, p in zip(groups, seq, _split(groups, v_n), pres)
                 )
-            out["g"] = jnp.stack(recorded)
+                return seq, g_n
+
+            _, out["g"] = jax.lax.scan(record, seq, (ns, vb))
         acc = carry.acc
+        if self.accumulator is not None:
+
+            def fold_in(acc, step):
+                n, x_n, v_n = step
+                return self.accumulator.update_with_unknowns(acc, x_n, v_n, n, setup), None
+
+            acc, _ = jax.lax.scan(fold_in, acc, (ns, xs, vb))
         for k in range(m):
-            if self.accumulator is not None:
-                acc = self.accumulator.update_with_unknowns(acc, xs[k], vb[k], ns[k], setup)
             self.progress.update(ns[k], setup.steps)
         new = _Carry(
             xs[-1],

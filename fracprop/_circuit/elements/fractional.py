@@ -109,9 +109,15 @@ def _adjoint_push(group, setup, state: _AdjState, tau: Array, pushed: Array) -> 
 
 
 def _push_block(setup, hist, values: Array):
-    """``hist`` after steps ``1 … m`` recorded ``values[0] … values[m − 1]``."""
-    for k in range(values.shape[0]):
-        hist = setup.history.push(hist, jnp.asarray(k + 1), values[k])
+    """``hist`` after steps ``1 … m`` recorded ``values[0] … values[m − 1]`` (one `lax.scan`,
+    so that tracing does not grow with ``m``)."""
+
+    def push(hist, step_value):
+        n, value = step_value
+        return setup.history.push(hist, n, value), None
+
+    steps = jnp.arange(1, values.shape[0] + 1)
+    hist, _ = jax.lax.scan(push, hist, (steps, values))
     return hist
 
 
