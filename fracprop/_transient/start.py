@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 
 import equinox as eqx
 import jax
@@ -200,13 +201,20 @@ def block_condition(w: np.ndarray, rhs: np.ndarray, gammas: tuple, values: int) 
     m, size = len(gammas), values
     vandermonde = np.arange(1, size + 1, dtype=np.float64)[None, :] ** np.asarray(gammas)[:, None]
     rows = rhs[1 : size + 1, :m].T
-    if size == m:
-        s = np.linalg.solve(vandermonde, rows).T
-    else:
-        s = np.linalg.lstsq(vandermonde, rows, rcond=None)[0].T
+    if not (np.all(np.isfinite(rows)) and np.all(np.isfinite(vandermonde))):
+        return math.inf  # no usable weights: never within a bound
+    try:
+        if size == m:
+            s = np.linalg.solve(vandermonde, rows).T
+        else:
+            s = np.linalg.lstsq(vandermonde, rows, rcond=None)[0].T
+    except np.linalg.LinAlgError:
+        # Exponents too close together (orders near 0 or 1): a singular system.
+        return math.inf
     lag = np.arange(size)[:, None] - np.arange(size)[None, :]
     toeplitz = np.where(lag >= 0, w[np.maximum(lag, 0)], 0.0)
-    return float(np.linalg.cond(toeplitz + s))
+    condition = float(np.linalg.cond(toeplitz + s))
+    return condition if math.isfinite(condition) else math.inf
 
 
 def max_block_condition(dtype) -> float:
